@@ -1,0 +1,1 @@
+"""Reference workloads and the client protocol (see protocol.py)."""

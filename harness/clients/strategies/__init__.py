@@ -1,0 +1,1 @@
+"""Reference client strategies, one module each (see harness.clients.registry)."""

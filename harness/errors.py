@@ -1,0 +1,25 @@
+"""The one user-facing error type.
+
+Every problem a user can fix (unknown client or fault, bad parameter, broker binary missing,
+port in use) is raised as :class:`ChaosError` with the problem and the fix, so the CLI and the
+pytest plugin can print one clear message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ChaosError(Exception):
+    """A problem the user can fix. ``str()`` gives "problem\\n  fix: ..."."""
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem}\n  fix: {fix}")
+
+
+class HarnessFailure(Exception):
+    """The harness itself broke (broker never came back, a client could not start...).
+
+    Not a user error and not a finding about the client under test: a run that meets one
+    ends with verdict ``unknown`` and this message as its reason.
+    """
