@@ -1,0 +1,130 @@
+"""Spawn and supervise client processes, and record how each one ended.
+
+One OS process per publisher/consumer, each in its own session (a Ctrl-C at the terminal
+reaches the harness, which then stops clients in order, instead of killing them mid-write).
+How a process ends is itself evidence: the harness writes ``proc.exit`` with ``expected``
+telling the checker whether the harness asked for it (SIGTERM at the end of a run, or a
+publisher finishing its work) or the process died on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.clients.protocol import CONFIG_ENV, ClientConfig
+from harness.history import HistoryWriter
+
+
+def strategy_command(strategy: str) -> list[str]:
+    return [sys.executable, "-m", "harness.clients", strategy]
+
+
+class ClientProcess:
+    def __init__(self, cfg: ClientConfig, command: list[str], run_dir: Path) -> None:
+        self.cfg = cfg
+        self.command = command
+        self.config_path = run_dir / "config" / f"{cfg.proc}.json"
+        self.log_path = run_dir / "logs" / f"{cfg.proc}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.terminated_by_us = False
+
+    @property
+    def proc(self) -> str:
+        return self.cfg.proc
+
+    def start(self) -> None:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.cfg.model_dump(), indent=1))
+        env = dict(os.environ)
+        env[CONFIG_ENV] = str(self.config_path)
+        env["PYTHONUNBUFFERED"] = "1"
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.popen = subprocess.Popen(
+            [*self.command, "--config", str(self.config_path)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )
+        log.close()
+
+    def returncode(self) -> int | None:
+        return None if self.popen is None else self.popen.poll()
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait(self, timeout: float) -> int | None:
+        if self.popen is None:
+            return None
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float) -> tuple[int | None, bool]:
+        """SIGTERM, then SIGKILL after ``grace``. Returns (exit code, honoured SIGTERM)."""
+        if self.popen is None:
+            return None, True
+        if self.popen.poll() is not None:
+            return self.popen.returncode, True
+        self.terminated_by_us = True
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        code = self.wait(grace)
+        if code is not None:
+            return code, True
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return self.wait(5), False
+
+
+def record_exit(writer: HistoryWriter, client: ClientProcess, expected: bool, note: str = "") -> None:
+    writer.write("proc.exit", target=client.proc, code=client.returncode(), expected=expected, note=note)
+
+
+class HistoryTail:
+    """Incrementally count event kinds in one growing JSONL file (no re-reading).
+
+    The runner awaits events ("the consumer has connected", "no delivery for 2 s") by polling
+    this, which costs only the new bytes each time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pos = 0
+        self._partial = b""
+        self.counts: dict[str, int] = {}
+        self.last_t: dict[str, float] = {}
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._pos)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        self._pos += len(data)
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        for line in lines:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            kind = ev.get("kind", "?")
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            self.last_t[kind] = ev.get("t", time.monotonic())
+
+    def count(self, kind: str) -> int:
+        self.poll()
+        return self.counts.get(kind, 0)

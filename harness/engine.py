@@ -1,0 +1,263 @@
+"""One run: a client strategy × a fault timeline on a shared environment, judged from its history.
+
+The sequence (every step leaves an event, so the history alone explains the run):
+  setup   fresh vhost + durable queue + one proxy per client role
+  warmup  consumer connects, publisher starts publishing
+  fault   fault.start, start(), hold for the fault duration, heal(), fault.stop
+  settle  publisher finishes; the consumer catches up until the queue is empty and nothing has
+          been delivered for ``settle_s`` (bounded by ``settle_timeout_s``)
+  drain   consumer stopped (SIGTERM); the harness's trusted reader empties what is left
+  check   merge the per-process files, run the checker, write results.json
+A harness failure anywhere (broker never came back, a client could not start) ends the run
+early with verdict ``unknown`` and the reason; the cell still gets its results.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import __version__, results
+from harness.clients.protocol import ClientConfig
+from harness.clients.registry import get as get_strategy
+from harness.clients.supervisor import ClientProcess, HistoryTail, record_exit, strategy_command
+from harness.env import trusted
+from harness.env.environment import Environment
+from harness.errors import HarnessFailure
+from harness.faults.base import FaultContext
+from harness.faults.registry import parse as parse_fault
+from harness.history import HistoryWriter, merge
+
+QUEUE = "rabbit-chaos.q"
+
+
+@dataclass
+class RunSpec:
+    client: str
+    fault: str = "none"
+    seed: int | None = None
+    count: int = 1000
+    rate: float = 100.0
+    warmup_s: float = 2.0
+    fault_s: float = 4.0
+    settle_s: float = 2.0
+    settle_timeout_s: float = 60.0
+    connect_timeout_s: float = 20.0
+    grace_s: float = 5.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def publish_timeout_s(self) -> float:
+        nominal = self.count / self.rate if self.rate else self.count / 500
+        return self.warmup_s + self.fault_s + 2 * nominal + 90
+
+
+def new_run_id(client: str, fault: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}-{client}-{fault.split(':')[0]}-{secrets.token_hex(2)}"
+
+
+def _until(pred: Any, timeout: float, step: float = 0.1) -> bool:
+    """Poll ``pred`` until true or ``timeout``; used to await events, never as a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())
+
+
+class _Sampler(threading.Thread):
+    """Samples queue depth and consumer count through the management API, 1 per second."""
+
+    def __init__(self, env: Environment, vhost: str, writer: HistoryWriter) -> None:
+        super().__init__(daemon=True, name="queue-sampler")
+        self.env, self.vhost, self.writer = env, vhost, writer
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0):
+            with contextlib.suppress(Exception):  # broker down during a fault: no sample
+                q = self.env.broker.mgmt.queue(self.vhost, QUEUE)
+                if q is not None:
+                    self.writer.write("queue.sample", messages_ready=q.get("messages_ready", 0),
+                                      messages_unacked=q.get("messages_unacknowledged", 0),
+                                      consumers=q.get("consumers", 0))
+
+
+def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[str] | None = None) -> dict[str, Any]:
+    """Run one cell and return its results dict (also written to reports/<run-id>/results.json)."""
+    strategy = get_strategy(spec.client) if command is None else None
+    fault = parse_fault(spec.fault)
+    seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**31)
+    run_id = new_run_id(spec.client, spec.fault)
+    run_dir = results.run_dir(reports_dir, run_id)
+    hist_dir = run_dir / "history"
+    vhost = f"rc-{run_id}"
+    t_start = time.monotonic()
+    harness = HistoryWriter(hist_dir / "harness.jsonl", "harness", "harness")
+    nemesis = HistoryWriter(hist_dir / "nemesis.jsonl", "nemesis", "nemesis")
+    drainer = HistoryWriter(hist_dir / "drain.jsonl", "drain", "drain")
+    clients: list[ClientProcess] = []
+    proxies: dict[str, str] = {}
+    harness_error: str | None = None
+    timeline: dict[str, float | None] = {"start": None, "fault_start": None, "fault_stop": None}
+    sampler: _Sampler | None = None
+    assert env.toxiproxy is not None
+    tp = env.toxiproxy
+    broker = env.broker
+    direct_url = broker.amqp_url(vhost)
+    ctx: FaultContext | None = None
+    try:
+        harness.write("run.phase", phase="setup", run_id=run_id, seed=seed)
+        broker.mgmt.create_vhost(vhost, broker.user)
+        trusted.declare_queue(direct_url, QUEUE, f"{run_id}/harness")
+        for role in ("publisher", "consumer"):
+            name = f"{run_id}-{role}"
+            tp.create_proxy(name, listen="127.0.0.1:0", upstream=f"127.0.0.1:{broker.amqp_port}")
+            proxies[role] = name
+        ctx = FaultContext(broker=broker, toxiproxy=tp, proxies=proxies, vhost=vhost, queue=QUEUE, run_id=run_id)
+        for role, index in (("consumer", 0), ("publisher", 0)):
+            listen = tp.proxy(proxies[role])["listen"]
+            host, _, port = listen.rpartition(":")
+            cfg = ClientConfig(
+                run_id=run_id, proc=f"{role}-{index}", role=role,  # type: ignore[arg-type]
+                amqp_url=broker.amqp_url(vhost, host="127.0.0.1", port=int(port)), queue=QUEUE,
+                history=str(hist_dir / f"{role}-{index}.jsonl"), count=spec.count, rate=spec.rate,
+                id_prefix=f"p{index}-", grace_s=spec.grace_s, params=spec.params,
+            )
+            cmd = command or strategy_command(spec.client)
+            clients.append(ClientProcess(cfg, cmd, run_dir))
+        consumer, publisher = clients
+        tails = {c.proc: HistoryTail(Path(c.cfg.history)) for c in clients}
+
+        # warmup: consumer first, so nothing is published before anyone listens
+        harness.write("run.phase", phase="warmup")
+        timeline["start"] = time.monotonic()
+        sampler = _Sampler(env, vhost, harness)
+        sampler.start()
+        consumer.start()
+        if not _until(lambda: tails[consumer.proc].count("conn.open") > 0 or not consumer.running(),
+                      spec.connect_timeout_s):
+            raise HarnessFailure(f"consumer did not connect within {spec.connect_timeout_s:.0f}s "
+                                 f"(see logs/{consumer.proc}.log)")
+        if not consumer.running():
+            raise HarnessFailure(f"consumer exited before the run started (code {consumer.returncode()}; "
+                                 f"see logs/{consumer.proc}.log)")
+        publisher.start()
+        _until(lambda: not publisher.running(), spec.warmup_s)
+
+        # fault
+        harness.write("run.phase", phase="fault")
+        timeline["fault_start"] = time.monotonic()
+        nemesis.write("fault.start", fault=fault.name, params=fault.params())
+        try:
+            fault.start(ctx)
+            _until(lambda: False, spec.fault_s, step=0.05)  # the fault's duration is the measured thing
+        finally:
+            harness.write("run.phase", phase="heal")
+            fault.heal(ctx)
+            timeline["fault_stop"] = time.monotonic()
+            nemesis.write("fault.stop", fault=fault.name)
+
+        # settle: the publisher finishes, the consumer catches up
+        harness.write("run.phase", phase="settle")
+        remaining_publish = max(0.0, spec.publish_timeout_s - (time.monotonic() - timeline["start"]))
+        if publisher.wait(remaining_publish) is None:
+            code, _ = publisher.stop(spec.grace_s)
+            record_exit(harness, publisher, expected=False,
+                        note=f"publisher still running after {spec.publish_timeout_s:.0f}s: stopped by the harness")
+        else:
+            record_exit(harness, publisher, expected=publisher.returncode() == 0)
+        _settle(consumer, tails[consumer.proc], direct_url, spec, run_id)
+
+        harness.write("run.phase", phase="drain")
+        if consumer.running():
+            code, honoured = consumer.stop(spec.grace_s)
+            record_exit(harness, consumer, expected=honoured and code == 0,
+                        note="" if honoured else f"ignored SIGTERM for {spec.grace_s:.0f}s: killed")
+        else:
+            record_exit(harness, consumer, expected=False, note="consumer exited before the harness stopped it")
+        sampler.halt.set()
+        trusted.drain(direct_url, QUEUE, drainer, f"{run_id}/drain")
+    except HarnessFailure as exc:
+        harness_error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any harness bug must end as `unknown`, not a crash
+        harness_error = f"harness error: {type(exc).__name__}: {exc}"
+    finally:
+        if sampler is not None:
+            sampler.halt.set()
+        for c in clients:
+            if c.running():
+                c.stop(spec.grace_s)
+                record_exit(harness, c, expected=False, note="stopped early: the run was aborted")
+        if ctx is not None and harness_error is not None:
+            with contextlib.suppress(Exception):
+                fault.heal(ctx)
+        if harness_error is not None:
+            harness.write("run.phase", phase="aborted", error=harness_error)
+        else:
+            harness.write("run.end")
+        for p in proxies.values():
+            with contextlib.suppress(Exception):
+                tp.delete_proxy(p)
+        with contextlib.suppress(Exception):
+            broker.mgmt.delete_vhost(vhost)
+        for w in (harness, nemesis, drainer):
+            w.close()
+
+    events, problems = merge(sorted(hist_dir.glob("*.jsonl")), run_dir / "history.jsonl")
+    from harness.checker import check
+
+    verdict = results.as_dict(check(events, problems))
+    if harness_error is not None and verdict["verdict"] == "pass":  # belt and braces: never a false pass
+        verdict["verdict"] = "unknown"
+    if harness_error is not None and harness_error not in verdict["reasons"]:
+        verdict["reasons"].append(harness_error)
+    t_end = time.monotonic()
+    timeline_s = (timeline["fault_stop"] - timeline["start"]) if timeline["fault_stop"] and timeline["start"] else None
+    doc = {
+        "run_id": run_id,
+        "client": spec.client,
+        "fault": spec.fault,
+        "seed": seed,
+        "verdict": verdict["verdict"],
+        "reasons": verdict["reasons"],
+        "counts": verdict["counts"],
+        "timing": {**verdict.get("timing", {}), "wall_s": round(t_end - t_start, 3),
+                   "timeline_s": round(timeline_s, 3) if timeline_s else None},
+        "versions": {**env.versions(), "client_library": strategy.library if strategy else "custom",
+                     "client_library_version": strategy.version if strategy else None,
+                     "rabbit_chaos": __version__},
+        "metrics": verdict.get("metrics", {}),
+        "spec": asdict(spec),
+        "fault_description": fault.description,
+        "client_description": strategy.description if strategy else " ".join(command or []),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    results.write(run_dir, doc, reports_dir)
+    return doc
+
+
+def _settle(consumer: ClientProcess, tail: HistoryTail, url: str, spec: RunSpec, run_id: str) -> None:
+    """Wait until the queue is empty and the consumer has been quiet for ``settle_s``."""
+    deadline = time.monotonic() + spec.settle_timeout_s
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline and consumer.running():
+        n = tail.count("deliver")
+        now = time.monotonic()
+        if n != last_count:
+            last_count, last_change = n, now
+        elif now - last_change >= spec.settle_s:
+            depth = trusted.queue_depth(url, QUEUE, f"{run_id}/settle")
+            if depth == 0:
+                return
+            last_change = now  # messages wait but nothing moves: keep waiting until the bound
+        time.sleep(0.1)

@@ -1,0 +1,1 @@
+"""Environments: start, health-check, reset and stop what a run needs (broker, proxy, netns)."""

@@ -1,0 +1,314 @@
+"""The local broker: Debian's rabbitmq-server run as our own node.
+
+Own node name, AMQP/dist/management ports, data and log dirs under a state directory, our own
+epmd on a private loopback port; everything bound to 127.0.0.1. Traps we hit (DESIGN.md,
+"Facts measured"): the /usr/sbin wrappers switch user and lose the cookie, so we run
+/usr/lib/rabbitmq/bin/rabbitmq-server with our own HOME; the first node would start a system
+epmd on all interfaces that outlives everything, so we run epmd ourselves (ERL_EPMD_PORT,
+-address 127.0.0.1) and stop it by pid; the distribution port binds 0.0.0.0 unless told
+(inet_dist_use_interface). Readiness is an AMQP handshake (``rabbitmq-diagnostics ping``
+answers seconds before AMQP does). The pid file holds beam.smp's pid: that is what we signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.env import procs
+from harness.env.management import Management
+from harness.errors import ChaosError, HarnessFailure
+
+RABBIT_BIN = Path(os.environ.get("RABBIT_CHAOS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+DEFAULT_BASE_PORT = 35672
+USER = "guest"
+PASSWORD = "guest"  # the node's default user; guest may only log in from loopback, which is all we use
+
+
+def find_epmd() -> str:
+    found = shutil.which("epmd")
+    if found:
+        return found
+    for cand in sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd")):
+        return str(cand)
+    raise ChaosError("epmd (Erlang) not found", "install RabbitMQ: `bash scripts/bootstrap.sh` or apt-get install rabbitmq-server")
+
+
+@dataclass(frozen=True)
+class Ports:
+    amqp: int
+    dist: int
+    management: int
+    epmd: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(amqp=base, dist=base + 1, management=base + 2, epmd=base + 3)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"AMQP": self.amqp, "Erlang distribution": self.dist,
+                "management": self.management, "epmd": self.epmd}
+
+
+class LocalBroker:
+    """One RabbitMQ node with its own epmd. ``start()`` boots it fresh; ``stop()`` leaves nothing.
+
+    Process faults use :meth:`stop_node`/:meth:`start_node` (graceful restart), :meth:`kill_node`
+    (SIGKILL of beam.smp) and :meth:`pause`/:meth:`resume` (SIGSTOP/SIGCONT). The node keeps its
+    data dir across those, so durable queues and persistent messages survive as in production.
+    """
+
+    kind = "local"
+    supports_process_faults = True
+    host = "127.0.0.1"
+
+    def __init__(self, state_dir: Path, base_port: int = DEFAULT_BASE_PORT, node: str | None = None,
+                 boot_timeout: float = 120.0) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.ports = Ports.from_base(base_port)
+        self.node = node or f"rabbit_chaos_{base_port}@localhost"
+        self.boot_timeout = boot_timeout
+        self.user, self.password = USER, PASSWORD
+        self.record = procs.PidRecord(self.state_dir / "pids.json")
+        self._wrapper: subprocess.Popen[bytes] | None = None
+        self._epmd: subprocess.Popen[bytes] | None = None
+        self.mgmt = Management(f"http://127.0.0.1:{self.ports.management}", self.user, self.password)
+        self.boot_s: float | None = None
+
+    # ---- paths and environment -------------------------------------------------------
+    @property
+    def amqp_port(self) -> int:
+        return self.ports.amqp
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "rabbit.pid"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    def env(self) -> dict[str, str]:
+        sd = self.state_dir
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        env.update({
+            "HOME": str(sd / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.ports.amqp),
+            "RABBITMQ_DIST_PORT": str(self.ports.dist),
+            "RABBITMQ_MNESIA_BASE": str(sd / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.log_dir),
+            "RABBITMQ_CONFIG_FILE": str(sd / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(sd / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(sd / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(sd / "rabbitmq-env.conf"),
+            "RABBITMQ_PID_FILE": str(self.pid_file),
+            "ERL_EPMD_PORT": str(self.ports.epmd),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_CTL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        })
+        return env
+
+    def _write_config(self, extra_conf: str = "") -> None:
+        sd = self.state_dir
+        for d in ("home", "mnesia", "log"):
+            (sd / d).mkdir(parents=True, exist_ok=True)
+        (sd / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.ports.amqp}\n"
+            f"management.tcp.ip = 127.0.0.1\n"
+            f"management.tcp.port = {self.ports.management}\n"
+            # the management API's stats must be fresh enough for the liveness checker
+            "collect_statistics_interval = 1000\n"
+            "log.console = false\n"
+            "log.file.level = info\n" + extra_conf
+        )
+        (sd / "advanced.config").write_text("[].\n")
+        (sd / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        (sd / "rabbitmq-env.conf").write_text("")  # isolates the node from /etc/rabbitmq
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def start(self) -> LocalBroker:
+        """Reap a killed earlier run's leftovers, then boot a fresh node and wait for AMQP."""
+        if not (RABBIT_BIN / "rabbitmq-server").exists():
+            raise ChaosError(
+                f"RabbitMQ is not installed ({RABBIT_BIN / 'rabbitmq-server'} missing)",
+                "run `bash scripts/bootstrap.sh` (installs Debian's rabbitmq-server), or use --backend external",
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.record.reap()
+        procs.ensure_ports_free(self.ports.as_dict())
+        shutil.rmtree(self.state_dir / "mnesia", ignore_errors=True)
+        self._write_config()
+        self._start_epmd()
+        t0 = time.monotonic()
+        self.start_node()
+        self.boot_s = time.monotonic() - t0
+        return self
+
+    def _start_epmd(self) -> None:
+        self._epmd = subprocess.Popen(
+            [find_epmd(), "-port", str(self.ports.epmd), "-address", "127.0.0.1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, env=self.env(),
+        )
+        self.record.add("epmd", self._epmd.pid, f"-port {self.ports.epmd}", pgid=self._epmd.pid)
+        deadline = time.monotonic() + 10
+        while procs.port_free(self.ports.epmd):
+            if self._epmd.poll() is not None or time.monotonic() > deadline:
+                raise HarnessFailure(f"epmd did not start on 127.0.0.1:{self.ports.epmd}")
+            time.sleep(0.02)
+
+    def start_node(self, timeout: float | None = None) -> float:
+        """Start beam (data dir kept) and wait for an AMQP handshake. Returns seconds taken."""
+        t0 = time.monotonic()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()
+        out = open(self.log_dir / "stdout.log", "ab")  # noqa: SIM115
+        self._wrapper = subprocess.Popen(
+            [str(RABBIT_BIN / "rabbitmq-server")], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True, env=self.env(), cwd=self.state_dir,
+        )
+        out.close()
+        self.record.add("broker", self._wrapper.pid, f"RABBITMQ_NODENAME={self.node}", pgid=self._wrapper.pid)
+        self.wait_ready(timeout or self.boot_timeout)
+        beam = self.beam_pid()
+        if beam:
+            self.record.add("beam", beam, f"RABBITMQ_NODENAME={self.node}")
+        return time.monotonic() - t0
+
+    def wait_ready(self, timeout: float) -> None:
+        """Readiness is an AMQP handshake, never an open port or a log line."""
+        import pika
+
+        params = pika.ConnectionParameters(
+            host="127.0.0.1", port=self.ports.amqp,
+            credentials=pika.PlainCredentials(self.user, self.password),
+            connection_attempts=1, socket_timeout=2, blocked_connection_timeout=2,
+            client_properties={"connection_name": "rabbit-chaos/readiness"},
+        )
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._wrapper is not None and self._wrapper.poll() is not None:
+                raise HarnessFailure(f"rabbitmq-server exited with code {self._wrapper.returncode} "
+                                     f"while booting; last log lines:\n{self.log_tail()}")
+            try:
+                pika.BlockingConnection(params).close()
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+                last = exc
+                time.sleep(0.25)
+        raise HarnessFailure(f"broker did not answer an AMQP handshake within {timeout:.0f}s "
+                             f"({type(last).__name__}); last log lines:\n{self.log_tail()}")
+
+    def beam_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.pid_file.read_text().strip())
+            if procs.alive(pid):
+                return pid
+        return None
+
+    def stop_node(self, timeout: float = 60.0) -> float:
+        """Graceful stop: SIGTERM to beam.smp (RabbitMQ shuts down cleanly). Returns seconds."""
+        t0 = time.monotonic()
+        beam = self.beam_pid()
+        if beam:
+            procs.terminate(beam, "beam", grace=timeout)
+        self._reap_wrapper()
+        self.record.remove("beam")
+        return time.monotonic() - t0
+
+    def kill_node(self) -> None:
+        """Crash: SIGKILL beam.smp. No shutdown, no flush: what was not on disk is gone."""
+        beam = self.beam_pid()
+        if beam:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(beam, signal.SIGKILL)
+            procs.wait_gone(beam, 10)
+        self._reap_wrapper()
+        self.record.remove("beam")
+
+    def pause(self) -> None:
+        beam = self.beam_pid()
+        if beam is None:
+            raise HarnessFailure("cannot pause: broker is not running")
+        os.kill(beam, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        beam = self.beam_pid()
+        if beam is not None:
+            os.kill(beam, signal.SIGCONT)
+
+    def _reap_wrapper(self) -> None:
+        if self._wrapper is not None:
+            try:
+                self._wrapper.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                procs.kill_group(self._wrapper.pid, "rabbitmq")
+                self._wrapper.wait(timeout=5)
+            self._wrapper = None
+        self.record.remove("broker")
+
+    def stop(self) -> None:
+        """Stop everything we started. Idempotent; safe after a partial start."""
+        with contextlib.suppress(Exception):
+            self.resume()  # a paused beam cannot shut down gracefully
+        try:
+            self.stop_node(timeout=30)
+        finally:
+            if self._epmd is not None:
+                procs.terminate(self._epmd.pid, "epmd", grace=5)
+                with contextlib.suppress(Exception):
+                    self._epmd.wait(timeout=5)
+                self._epmd = None
+            self.record.remove("epmd")
+            self.record.reap()
+            self.mgmt.close()
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def ctl(self, *args: str, timeout: float = 30.0) -> str:
+        """Run ``rabbitmqctl`` against our node (~1 s a call: prefer the management API where it
+        has the operation). Raises HarnessFailure with its output on a non-zero exit."""
+        proc = subprocess.run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args], env=self.env(),
+            capture_output=True, text=True, timeout=timeout, cwd=self.state_dir,
+        )
+        if proc.returncode != 0:
+            raise HarnessFailure(f"rabbitmqctl {args[0] if args else ''} failed ({proc.returncode}): "
+                                 f"{(proc.stderr or proc.stdout).strip()[:300]}")
+        return proc.stdout
+
+    # ---- information -----------------------------------------------------------------
+    def log_tail(self, n: int = 15) -> str:
+        lines: list[str] = []
+        for f in sorted(self.log_dir.glob("*.log")):
+            with contextlib.suppress(OSError):
+                lines += f.read_text(errors="replace").splitlines()[-n:]
+        return "\n".join(lines[-n:])
+
+    def versions(self) -> dict[str, Any]:
+        try:
+            ov = self.mgmt.overview()
+            return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
+        except HarnessFailure:
+            return {"broker": None, "erlang": None}
+
+    def amqp_url(self, vhost: str, host: str | None = None, port: int | None = None) -> str:
+        from urllib.parse import quote
+
+        return (f"amqp://{self.user}:{self.password}@{host or self.host}:{port or self.ports.amqp}/"
+                f"{quote(vhost, safe='')}")

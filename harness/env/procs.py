@@ -1,0 +1,173 @@
+"""Process bookkeeping shared by everything the harness starts: pid files, liveness, reaping.
+
+Every long-lived process we start (broker, epmd, embedded proxy) is recorded in a pid file
+under the state directory together with a fragment of its command line. A later run reaps
+what a killed run left behind, but only after checking /proc/<pid>/cmdline still matches:
+pids are recycled, and we must never kill a stranger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from harness.errors import ChaosError
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is "alive" to kill(0) but is gone for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def environ(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def matches(pid: int, fragment: str) -> bool:
+    """Is ``pid`` alive and ours? ``fragment`` is looked for in its command line, then in its
+    environment (beam.smp gets its node name from RABBITMQ_NODENAME, not from argv)."""
+    return alive(pid) and (fragment in cmdline(pid) or fragment in environ(pid))
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def terminate(pid: int, fragment: str, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to pid if it still is what we started, then SIGKILL after ``grace`` s."""
+    if not matches(pid, fragment):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    if not wait_gone(pid, grace):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, 5)
+
+
+def kill_group(pgid: int, fragment: str) -> None:
+    """SIGKILL a whole process group we created, if its leader (or any member) is still ours."""
+    members = [p for p in _pids() if _pgid(p) == pgid]
+    if not any(matches(p, fragment) for p in members):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    for p in members:
+        wait_gone(p, 5)
+
+
+def _pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+class PidRecord:
+    """A JSON record of what we started: {name: {pid, pgid, match}} plus the owner's pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def save(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.path)
+
+    def add(self, name: str, pid: int, match: str, pgid: int | None = None) -> None:
+        data = self.load()
+        data.setdefault("owner", os.getpid())
+        data.setdefault("procs", {})[name] = {"pid": pid, "pgid": pgid, "match": match}
+        self.save(data)
+
+    def remove(self, name: str) -> None:
+        data = self.load()
+        data.get("procs", {}).pop(name, None)
+        if data.get("procs"):
+            self.save(data)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def reap(self) -> list[str]:
+        """Kill every recorded process whose owner is gone. Returns what was reaped."""
+        data = self.load()
+        owner = data.get("owner")
+        if owner and owner != os.getpid() and alive(owner):
+            raise ChaosError(
+                f"the state directory {self.path.parent} is in use by a running harness (pid {owner})",
+                "wait for it to finish, stop it, or give this run its own --state-dir and --base-port",
+            )
+        reaped = []
+        for name, rec in data.get("procs", {}).items():
+            if matches(rec["pid"], rec["match"]):
+                reaped.append(f"{name} (pid {rec['pid']})")
+                terminate(rec["pid"], rec["match"], grace=2, sig=signal.SIGKILL)
+            if rec.get("pgid"):
+                kill_group(rec["pgid"], rec["match"])
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        return reaped
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def ensure_ports_free(ports: dict[str, int]) -> None:
+    """One clear error naming the first port in use and how to pick others."""
+    for what, port in ports.items():
+        if not port_free(port):
+            raise ChaosError(
+                f"port {port} ({what}) on 127.0.0.1 is already in use by another process",
+                "stop that process, or choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT)",
+            )

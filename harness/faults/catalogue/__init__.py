@@ -1,0 +1,1 @@
+"""One module per fault (or small family); discovered by harness.faults.registry."""

@@ -1,0 +1,54 @@
+"""Faults made with the Toxiproxy API: work the same against a real toxiproxy-server or ours."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from harness.faults.base import Fault, FaultContext, Target
+
+
+@dataclass
+class ConnectionCut(Fault):
+    target: Target = "all"
+
+    name: ClassVar[str] = "connection-cut"
+    description: ClassVar[str] = ("proxy disabled: open connections closed, new ones refused "
+                                  "until heal (Toxiproxy `enabled: false`)")
+    family: ClassVar[str] = "network (proxy)"
+    needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+
+    def start(self, ctx: FaultContext) -> None:
+        for proxy in ctx.proxies_for(self.target):
+            ctx.toxiproxy.set_enabled(proxy, False)
+
+    def heal(self, ctx: FaultContext) -> None:
+        for proxy in ctx.proxies_for(self.target):
+            ctx.toxiproxy.set_enabled(proxy, True)
+
+
+@dataclass
+class ResetPeer(Fault):
+    target: Target = "all"
+    timeout_ms: int = 0
+    stream: Literal["upstream", "downstream"] = "downstream"
+
+    name: ClassVar[str] = "reset-peer"
+    description: ClassVar[str] = ("TCP RST on every connection after timeout_ms (Toxiproxy reset_peer), "
+                                  "new connections too, until heal")
+    family: ClassVar[str] = "network (proxy)"
+    needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+
+    toxic_name: ClassVar[str] = "rabbit_chaos_reset_peer"
+
+    def start(self, ctx: FaultContext) -> None:
+        for proxy in ctx.proxies_for(self.target):
+            ctx.toxiproxy.add_toxic(proxy, "reset_peer", {"timeout": self.timeout_ms},
+                                    stream=self.stream, name=self.toxic_name)
+
+    def heal(self, ctx: FaultContext) -> None:
+        for proxy in ctx.proxies_for(self.target):
+            with contextlib.suppress(Exception):  # idempotent: absent toxic is healed already
+                ctx.toxiproxy.remove_toxic(proxy, self.toxic_name)
+

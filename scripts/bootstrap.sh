@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One command from a fresh Debian machine to a result. Idempotent: run it as often as you like.
+#
+#   bash scripts/bootstrap.sh demo      install everything, run the comparison matrix, write the report
+#   bash scripts/bootstrap.sh test      install everything, run the test suite (what CI runs)
+#   bash scripts/bootstrap.sh install   install only
+#   bash scripts/bootstrap.sh bench     install everything, run the benchmarks (not part of CI)
+#
+# System packages (Debian): rabbitmq-server (the real broker; we run it as our own node, never the
+# system service), iptables (kernel faults, used only as root inside our own network namespaces),
+# python3-venv. Python packages go into ./.venv from pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY=${PYTHON:-python3}
+
+log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*  (run as root or install sudo)"; exit 2; fi
+}
+
+install_system() {
+  local need=()
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+  command -v iptables >/dev/null 2>&1 || need+=(iptables)
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+  [ ${#need[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "missing ${need[*]} and this is not a Debian-like system: install them with your package manager"; exit 2
+  fi
+  log "installing Debian packages: ${need[*]}"
+  # The package would start the system-wide rabbitmq-server (and epmd on all interfaces) where
+  # systemd or init scripts run. We only ever run our own loopback node, so forbid service
+  # starts for the duration of the install (Debian's policy-rc.d mechanism), if nobody set one.
+  local policy=/usr/sbin/policy-rc.d made=0
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy"
+    made=1; trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT   # removed even if apt fails
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ $made = 1 ]; then as_root rm -f "$policy"; trap - EXIT; fi
+}
+
+install_python() {
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+  local stamp="$VENV/.rabbit-chaos-installed" want
+  want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing the Python package and its dependencies into .venv"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[dev]"
+    echo "$want" > "$stamp"
+  fi
+}
+
+install_all() { install_system; install_python; }
+
+cmd=${1:-demo}; shift || true
+case "$cmd" in
+  install) install_all ;;
+  test)
+    install_all
+    # unit + proxy + integration + scenarios; slow soaks and benchmarks are not part of this
+    exec "$VENV/bin/python" -m pytest -m "not slow" -q "$@" ;;
+  demo)
+    install_all
+    exec "$VENV/bin/rabbit-chaos" matrix "$@" ;;
+  bench)
+    install_all
+    exec "$VENV/bin/rabbit-chaos" bench all "$@" ;;
+  *) log "unknown command '$cmd': use demo | test | install | bench"; exit 2 ;;
+esac
