@@ -1,151 +1,242 @@
-"""The command line: ``rabbit-chaos run | matrix | clients | faults``.
+"""The command line: ``rabbit-chaos run | matrix | report | clients | faults | bench``.
 
 One engine behind two doors (this CLI and the pytest plugin). User mistakes raise
-:class:`ChaosError` and are printed as one clear message with exit code 2; a verdict other
-than pass exits 1 so CI can gate on it.
+:class:`ChaosError` and are printed as one message naming the problem and the fix, exit code 2;
+``run`` exits 1 when the verdict is not pass, so CI can gate on it.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.errors import ChaosError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Chaos tests for RabbitMQ clients: real broker, real faults, every message checked.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (not part of CI): proxy, checker.")
+app.add_typer(bench_app, name="bench")
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-StateDir = Annotated[Path | None, typer.Option(help="where the broker node keeps its data, logs and pid files "
-                                                    "[default: .rabbit-chaos/state or $RABBIT_CHAOS_STATE]")]
-BasePort = Annotated[int | None, typer.Option(help="first of the local ports we use (AMQP, dist, management, "
-                                                   "epmd, proxy API) [default: 35672 or $RABBIT_CHAOS_BASE_PORT]")]
-Reports = Annotated[Path, typer.Option(help="results store")]
-Count = Annotated[int, typer.Option(min=1, help="messages the publisher publishes")]
-Rate = Annotated[float, typer.Option(min=0, help="publish rate, msg/s (0 = as fast as the client can)")]
-Warmup = Annotated[float, typer.Option(min=0, help="seconds of traffic before the fault")]
-FaultFor = Annotated[float, typer.Option(min=0, help="seconds the fault is held before heal")]
+# options shared by run and matrix; None means "not given": the config file or default applies
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file [default: [tool.rabbit-chaos] "
+                                                                   "in ./pyproject.toml]")]
+StateDir = Annotated[Path | None, typer.Option(help="broker data, logs and pid records [default: .rabbit-chaos/state]")]
+BasePort = Annotated[int | None, typer.Option(help="first of our local ports (AMQP, dist, management, epmd, proxy "
+                                                   "API) [default: 35672 or $RABBIT_CHAOS_BASE_PORT]")]
+Reports = Annotated[Path | None, typer.Option(help="results store [default: reports]")]
+Count = Annotated[int | None, typer.Option(help="messages the publisher publishes [default: 1000]")]
+Rate = Annotated[float | None, typer.Option(help="publish rate, msg/s, 0 = unthrottled [default: 100]")]
+Warmup = Annotated[float | None, typer.Option(help="seconds of traffic before the fault [default: 2]")]
+FaultFor = Annotated[float | None, typer.Option(help="seconds the fault is held before heal [default: 4]")]
 Seed = Annotated[int | None, typer.Option(help="seed for anything random; recorded in results.json")]
+Param = Annotated[list[str] | None, typer.Option("--param", help="client knob KEY=VALUE (repeatable)")]
+Backend = Annotated[str | None, typer.Option(help="local | external | compose [default: local]")]
+AmqpUrl = Annotated[str | None, typer.Option(help="external backend: amqp://user@host:port/ (password: "
+                                                  "RABBIT_CHAOS_PASSWORD) [default: $RABBIT_CHAOS_AMQP_URL]")]
+MgmtUrl = Annotated[str | None, typer.Option(help="external backend: management API URL [default: http://HOST:15672]")]
 
 
 def _fail(exc: ChaosError) -> None:
-    err.print(f"[bold red]error:[/] {exc.problem}")
+    err.print(f"[bold red]error:[/] {exc.problem}", markup=True)
     if exc.fix:
         err.print(f"  [bold]fix:[/] {exc.fix}")
     raise typer.Exit(2)
 
 
-def _verdict_line(doc: dict[str, Any]) -> str:
+def _params(items: list[str] | None) -> dict[str, Any] | None:
+    if not items:
+        return None
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise ChaosError(f"--param {item!r} is not KEY=VALUE", "e.g. --param prefetch=10")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _config(config_file: Path | None, **flags: Any) -> Any:
+    from harness import config
+
+    return config.load(config_file, flags)
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}s"
+
+
+def verdict_line(doc: dict[str, Any]) -> str:
     c, t = doc["counts"], doc["timing"]
-    color = {"pass": "green", "fail": "red"}.get(doc["verdict"], "yellow")
-
-    def s(x: float | None) -> str:
-        return "-" if x is None else f"{x:.2f}s"
-
-    return (f"[bold {color}]{doc['verdict'].upper():7}[/] {doc['client']} × {doc['fault']}: "
+    return (f"{doc['verdict'].upper():7} {doc['client']} × {doc['fault']}: "
             f"published={c.get('published')} confirmed={c.get('confirmed')} delivered={c.get('delivered')} "
             f"lost={c.get('lost')} duplicated={c.get('duplicated')} unexpected={c.get('unexpected')} "
             f"recovered={c.get('recovered')} stranded={c.get('stranded', 0)} "
-            f"detection={s(t.get('detection_s'))} recovery={s(t.get('recovery_s'))} wall={s(t.get('wall_s'))}")
+            f"detection={_s(t.get('detection_s'))} recovery={_s(t.get('recovery_s'))} wall={_s(t.get('wall_s'))}")
 
 
-def _print_doc(doc: dict[str, Any]) -> None:
-    console.print(_verdict_line(doc))
+def _color(verdict: str) -> str:
+    return {"pass": "green", "fail": "red"}.get(verdict, "yellow")
+
+
+def _print_doc(doc: dict[str, Any], reports_dir: Path) -> None:
+    console.print(f"[bold {_color(doc['verdict'])}]{verdict_line(doc)[:7]}[/]", end="")
+    console.print(verdict_line(doc)[7:], markup=False)
     for r in doc["reasons"]:
-        console.print(f"         - {r}", markup=False)
-    console.print(f"         results: reports/{doc['run_id']}/results.json", markup=False)
+        console.print(f"        - {r}", markup=False)
+    console.print(f"        evidence: {reports_dir / doc['run_id']}", markup=False)
+
+
+def _environment(cfg: Any) -> Any:
+    from harness.env.environment import Environment
+
+    return Environment(cfg.state_dir, cfg.base_port, backend=cfg.backend, amqp_url=cfg.amqp_url,
+                       management_url=cfg.management_url)
 
 
 @app.command()
 def run(
     client: Annotated[str, typer.Option(help="reference strategy (see `rabbit-chaos clients`)")],
     fault: Annotated[str, typer.Option(help="fault, optionally with parameters: name:key=value,...")] = "none",
-    count: Count = 1000,
-    rate: Rate = 100.0,
-    warmup: Warmup = 2.0,
-    fault_for: FaultFor = 4.0,
-    seed: Seed = None,
-    reports_dir: Reports = Path("reports"),
-    state_dir: StateDir = None,
-    base_port: BasePort = None,
+    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, seed: Seed = None,
+    param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None, base_port: BasePort = None,
+    backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None, config_file: ConfigFile = None,
 ) -> None:
-    """Run one client strategy under one fault and print the verdict."""
-    docs = _run_cells([client], [fault], count, rate, warmup, fault_for, seed, reports_dir, state_dir, base_port)
-    raise typer.Exit(0 if all(d["verdict"] == "pass" for d in docs) else 1)
+    """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
+    from harness.clients.registry import get as get_client
+    from harness.engine import RunSpec, run_cell
+    from harness.faults.registry import parse as parse_fault
+
+    try:
+        cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, seed=seed,
+                      reports_dir=reports_dir, state_dir=state_dir, base_port=base_port, params=_params(param),
+                      backend=backend, amqp_url=amqp_url, management_url=management_url)
+        get_client(client)
+        parse_fault(fault)
+        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
+            console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
+            spec = RunSpec(client=client, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
+                           warmup_s=cfg.warmup, fault_s=cfg.fault_for, params=cfg.params)
+            doc = run_cell(env, spec, cfg.reports_dir)
+    except ChaosError as exc:
+        _fail(exc)
+        return
+    _print_doc(doc, cfg.reports_dir)
+    raise typer.Exit(0 if doc["verdict"] == "pass" else 1)
 
 
 @app.command()
 def matrix(
-    clients: Annotated[str, typer.Option(help="comma-separated strategies")] = "pika-naive,pika-recover",
-    faults: Annotated[str, typer.Option(help="comma-separated faults")] = "none,broker-restart,connection-cut",
-    count: Count = 1000,
-    rate: Rate = 100.0,
-    warmup: Warmup = 2.0,
-    fault_for: FaultFor = 4.0,
-    seed: Seed = None,
-    reports_dir: Reports = Path("reports"),
-    state_dir: StateDir = None,
-    base_port: BasePort = None,
+    clients: Annotated[str | None, typer.Option(help="comma-separated strategies "
+                                                     "[default: pika-naive,pika-recover]")] = None,
+    faults: Annotated[str | None, typer.Option(help="comma-separated faults "
+                                                    "[default: none,broker-restart,connection-cut]")] = None,
+    repeat: Annotated[int | None, typer.Option(help="runs per cell [default: 1]")] = None,
+    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, seed: Seed = None,
+    param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None, base_port: BasePort = None,
+    backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None, config_file: ConfigFile = None,
 ) -> None:
-    """Run every client × fault cell on one broker and print the comparison table."""
-    client_list = [c.strip() for c in clients.split(",") if c.strip()]
-    fault_list = [f.strip() for f in faults.split(",") if f.strip()]
-    docs = _run_cells(client_list, fault_list, count, rate, warmup, fault_for, seed, reports_dir, state_dir, base_port)
-    table = Table(title="rabbit-chaos matrix")
-    table.add_column("client")
-    for f in fault_list:
-        table.add_column(f)
-    by = {(d["client"], d["fault"]): d for d in docs}
-    for c in client_list:
-        row = []
-        for f in fault_list:
-            d = by.get((c, f))
-            if d is None:
-                row.append("-")
-                continue
-            color = {"pass": "green", "fail": "red"}.get(d["verdict"], "yellow")
-            row.append(f"[{color}]{d['verdict']}[/] lost={d['counts'].get('lost')} dup={d['counts'].get('duplicated')}")
-        table.add_row(c, *row)
-    console.print(table)
-    raise typer.Exit(0)
-
-
-def _run_cells(clients: list[str], faults: list[str], count: int, rate: float, warmup: float, fault_for: float,
-               seed: int | None, reports_dir: Path, state_dir: Path | None, base_port: int | None) -> list[dict]:
+    """Run every client × fault cell on one broker, print the table, write report.html."""
     from harness.clients.registry import get as get_client
-    from harness.engine import RunSpec, run_cell
-    from harness.env.environment import Environment
     from harness.faults.registry import parse as parse_fault
+    from harness.matrix import cells, run_matrix
 
     try:
-        for c in clients:  # validate everything before booting anything
+        cfg = _config(config_file, clients=clients, faults=faults, repeat=repeat, count=count, rate=rate,
+                      warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir, state_dir=state_dir,
+                      base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
+                      management_url=management_url)
+        for c in cfg.clients:  # validate everything before booting anything
             get_client(c)
-        for f in faults:
+        for f in cfg.faults:
             parse_fault(f)
-        reports_dir.mkdir(parents=True, exist_ok=True)
-        docs = []
-        with console.status("starting broker and fault proxy…"), Environment(state_dir, base_port) as env:
-            pass_env = env
-            console.print(f"broker {env.versions()} (boot {env.broker.boot_s:.1f}s)", markup=False)
-            for c in clients:
-                for f in faults:
-                    console.print(f"[dim]running {c} × {f}…[/]")
-                    spec = RunSpec(client=c, fault=f, seed=seed, count=count, rate=rate,
-                                   warmup_s=warmup, fault_s=fault_for)
-                    doc = run_cell(pass_env, spec, reports_dir)
-                    _print_doc(doc)
-                    docs.append(doc)
-        return docs
+        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        total = len(cells(cfg))
+        with console.status("starting broker and fault proxy…"):
+            env = _environment(cfg).start()
     except ChaosError as exc:
         _fail(exc)
-        raise  # unreachable: _fail exits
+        return
+    tally: dict[str, int] = {"pass": 0, "fail": 0, "unknown": 0}
+    try:
+        console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("matrix", total=total)
+
+            def progress(event: str, info: dict[str, Any]) -> None:
+                cell = f"{info['client']} × {info['fault']}" + (f" #{info['repeat'] + 1}" if cfg.repeat > 1 else "")
+                if event == "cell-start":
+                    bar.update(task, description=f"{cell}  [dim]pass {tally['pass']} · fail {tally['fail']} · "
+                                                 f"unknown {tally['unknown']}[/]")
+                elif event == "cell-done":
+                    tally[info["doc"]["verdict"]] += 1
+                    bar.advance(task)
+                    _print_doc(info["doc"], info["dir"])
+                else:
+                    bar.advance(task)
+                    console.print(f"[yellow]unavailable[/] {cell}: {info['reason']}")
+
+            res = run_matrix(env, cfg, progress=progress)
+    finally:
+        env.stop()
+    _print_table(res.docs, cfg.clients, cfg.faults)
+    if res.interrupted:
+        console.print("[yellow]interrupted: finished cells kept[/]")
+    if res.report is not None:
+        console.print(f"report: {res.report}", markup=False)
+    raise typer.Exit(130 if res.interrupted else 0)
+
+
+def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str]) -> None:
+    table = Table(title="rabbit-chaos matrix")
+    table.add_column("client")
+    for f in faults:
+        table.add_column(f)
+    for c in clients:
+        row = []
+        for f in faults:
+            cell = [d for d in docs if d["client"] == c and d["fault"] == f]
+            if not cell:
+                row.append("-")
+                continue
+            parts = []
+            for d in cell:
+                rec = d["timing"].get("recovery_s")
+                parts.append(f"[{_color(d['verdict'])}]{d['verdict']}[/] lost={d['counts'].get('lost')} "
+                             f"dup={d['counts'].get('duplicated')} rec={_s(rec)}")
+            row.append("\n".join(parts))
+        table.add_row(c, *row)
+    console.print(table)
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="a matrix directory or a results store (reports/)")],
+    out: Annotated[Path | None, typer.Option(help="output file [default: DIR/report.html]")] = None,
+) -> None:
+    """Re-render report.html from stored runs, without running anything."""
+    from harness.report import render_dir
+
+    if not directory.is_dir():
+        _fail(ChaosError(f"{directory} is not a directory", "give a matrix directory or reports/"))
+    try:
+        path = render_dir(directory, out)
+    except ChaosError as exc:
+        _fail(exc)
+        return
+    console.print(f"report: {path}", markup=False)
 
 
 @app.command("clients")
@@ -186,11 +277,3 @@ def faults_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
                       ", ".join(f"{k}: {v['type']} = {v['default']}" for k, v in r["params"].items()),
                       ", ".join(r["needs"]))
     console.print(table)
-
-
-def main() -> None:  # pragma: no cover
-    try:
-        app()
-    except ChaosError as exc:
-        err.print(f"error: {exc}")
-        sys.exit(2)

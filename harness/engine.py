@@ -30,8 +30,8 @@ from harness.clients.registry import get as get_strategy
 from harness.clients.supervisor import ClientProcess, HistoryTail, record_exit, strategy_command
 from harness.env import trusted
 from harness.env.environment import Environment
-from harness.errors import HarnessFailure
-from harness.faults.base import FaultContext
+from harness.errors import FaultUnavailable, HarnessFailure
+from harness.faults.base import Fault, FaultContext, KernelLink
 from harness.faults.registry import parse as parse_fault
 from harness.history import HistoryWriter, merge
 
@@ -92,10 +92,65 @@ class _Sampler(threading.Thread):
                                       consumers=q.get("consumers", 0))
 
 
+def check_available(fault: Fault, env: Environment) -> None:
+    """Raise FaultUnavailable (with the reason) when this environment cannot inject ``fault``."""
+    if "kernel" in fault.needs:
+        from harness.env.netns import kernel_support
+
+        reason = kernel_support()
+        if reason:
+            raise FaultUnavailable(f"fault {fault.name!r} is unavailable here: {reason}",
+                                   "run as root with iproute2 and iptables installed, or choose a proxy fault")
+    if "process" in fault.needs and not env.broker.supports_process_faults:
+        raise FaultUnavailable(f"fault {fault.name!r} needs control of the broker process, "
+                               f"which the {env.broker.kind} backend does not give",
+                               "use the local or compose backend for process faults")
+
+
+class _KernelSetup:
+    """The clients' namespace and the relay into it, for runs with a kernel fault."""
+
+    def __init__(self, env: Environment, run_id: str) -> None:
+        from harness.env.netns import ClientNetns
+
+        self.netns = ClientNetns(env.state_dir, run_id[-4:])
+        self.relay: Any = None
+
+    def start(self, targets: dict[str, int], log: Path) -> KernelLink:
+        import subprocess
+        import sys
+
+        self.netns.create()
+        roles = list(targets)
+        out = open(log, "ab")  # noqa: SIM115
+        self.relay = subprocess.Popen(
+            [sys.executable, "-m", "harness.env.nsrelay", "--netns", self.netns.path,
+             *[a for r in roles for a in ("--to", f"127.0.0.1:{targets[r]}")]],
+            stdout=subprocess.PIPE, stderr=out, text=True, start_new_session=True)
+        out.close()
+        line = self.relay.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise HarnessFailure(f"the namespace relay did not start (see {log})")
+        return KernelLink(self.netns, dict(zip(roles, map(int, line[1:]), strict=True)))
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.terminate()
+            try:
+                self.relay.wait(timeout=5)
+            except Exception:  # noqa: BLE001
+                self.relay.kill()
+                self.relay.wait()
+        self.netns.delete()
+
+
 def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[str] | None = None) -> dict[str, Any]:
-    """Run one cell and return its results dict (also written to reports/<run-id>/results.json)."""
+    """Run one cell and return its results dict (also written to reports/<run-id>/results.json).
+
+    Raises FaultUnavailable before anything starts when the fault cannot run here."""
     strategy = get_strategy(spec.client) if command is None else None
     fault = parse_fault(spec.fault)
+    check_available(fault, env)
     seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**31)
     run_id = new_run_id(spec.client, spec.fault)
     run_dir = results.run_dir(reports_dir, run_id)
@@ -115,25 +170,31 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
     broker = env.broker
     direct_url = broker.amqp_url(vhost)
     ctx: FaultContext | None = None
+    kernel = _KernelSetup(env, run_id) if "kernel" in fault.needs else None
     try:
         harness.write("run.phase", phase="setup", run_id=run_id, seed=seed)
         broker.mgmt.create_vhost(vhost, broker.user)
         trusted.declare_queue(direct_url, QUEUE, f"{run_id}/harness")
-        for role in ("publisher", "consumer"):
+        for i, role in enumerate(("publisher", "consumer")):
             name = f"{run_id}-{role}"
-            tp.create_proxy(name, listen="127.0.0.1:0", upstream=f"127.0.0.1:{broker.amqp_port}")
+            tp.create_proxy(name, listen=env.proxy_listen(i), upstream=broker.proxy_upstream)
             proxies[role] = name
         ctx = FaultContext(broker=broker, toxiproxy=tp, proxies=proxies, vhost=vhost, queue=QUEUE, run_id=run_id)
+        ports = {role: env.client_port(tp.proxy(name)["listen"]) for role, name in proxies.items()}
+        prefix: list[str] = []
+        if kernel is not None:
+            ctx.kernel = kernel.start(ports, run_dir / "logs" / "nsrelay.log")
+            ports = dict(ctx.kernel.ports)  # clients connect to the relay inside their namespace
+            prefix = ctx.kernel.netns.exec_prefix()
         for role, index in (("consumer", 0), ("publisher", 0)):
-            listen = tp.proxy(proxies[role])["listen"]
-            host, _, port = listen.rpartition(":")
+            port = ports[role]
             cfg = ClientConfig(
                 run_id=run_id, proc=f"{role}-{index}", role=role,  # type: ignore[arg-type]
                 amqp_url=broker.amqp_url(vhost, host="127.0.0.1", port=int(port)), queue=QUEUE,
                 history=str(hist_dir / f"{role}-{index}.jsonl"), count=spec.count, rate=spec.rate,
                 id_prefix=f"p{index}-", grace_s=spec.grace_s, params=spec.params,
             )
-            cmd = command or strategy_command(spec.client)
+            cmd = prefix + (command or strategy_command(spec.client))
             clients.append(ClientProcess(cfg, cmd, run_dir))
         consumer, publisher = clients
         tails = {c.proc: HistoryTail(Path(c.cfg.history)) for c in clients}
@@ -205,6 +266,8 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
             harness.write("run.phase", phase="aborted", error=harness_error)
         else:
             harness.write("run.end")
+        if kernel is not None:
+            kernel.stop()
         for p in proxies.values():
             with contextlib.suppress(Exception):
                 tp.delete_proxy(p)
@@ -237,6 +300,8 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
                      "client_library_version": strategy.version if strategy else None,
                      "rabbit_chaos": __version__},
         "metrics": verdict.get("metrics", {}),
+        "notes": verdict.get("notes", []),
+        "examples": verdict.get("examples", {}),
         "spec": asdict(spec),
         "fault_description": fault.description,
         "client_description": strategy.description if strategy else " ".join(command or []),

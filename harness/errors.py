@@ -23,3 +23,8 @@ class HarnessFailure(Exception):
     Not a user error and not a finding about the client under test: a run that meets one
     ends with verdict ``unknown`` and this message as its reason.
     """
+
+
+class FaultUnavailable(ChaosError):
+    """The fault cannot run in this environment (no root for kernel faults, no broker process to
+    restart on an external broker, ...). The CLI reports it; the pytest plugin skips with it."""

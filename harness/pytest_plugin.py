@@ -25,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-reports", default="reports", help="results store for runs made by tests")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 35672]")
+    g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
+                choices=["local", "external", "compose"], help="broker backend [default: local]")
+    g.addoption("--chaos-amqp-url", default=None, help="external backend AMQP URL [default: $RABBIT_CHAOS_AMQP_URL]")
+    g.addoption("--chaos-management-url", default=None, help="external backend management URL")
 
 
 def _worker_index() -> int:
@@ -41,7 +45,10 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
     idx = _worker_index()
     base = pytestconfig.getoption("--chaos-base-port") or default_base_port()
     state = Path(pytestconfig.getoption("--chaos-state-dir") or default_state_dir())
-    env = Environment(state / f"w{idx}" if idx else state, base + 10 * idx)
+    env = Environment(state / f"w{idx}" if idx else state, base + 10 * idx,
+                      backend=pytestconfig.getoption("--chaos-backend"),
+                      amqp_url=pytestconfig.getoption("--chaos-amqp-url"),
+                      management_url=pytestconfig.getoption("--chaos-management-url"))
     env.start()
     try:
         yield env
@@ -58,7 +65,12 @@ def chaos_run(chaos_env: Any, pytestconfig: pytest.Config) -> Callable[..., RunO
     reports.mkdir(parents=True, exist_ok=True)
 
     def run(client: str, fault: str = "none", **spec: Any) -> RunOutcome:
-        doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
+        from harness.errors import FaultUnavailable
+
+        try:
+            doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
+        except FaultUnavailable as exc:
+            pytest.skip(exc.problem)
         return RunOutcome(doc, reports)
 
     return run

@@ -47,6 +47,8 @@ def load(run_dir: Path) -> dict[str, Any]:
 def all_runs(reports_dir: Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted(reports_dir.glob("*/results.json")):
+        if p.parent.is_symlink():  # reports/latest is the newest run again
+            continue
         with contextlib.suppress(OSError, ValueError):
             out.append(json.loads(p.read_text()))
     return out

@@ -28,6 +28,8 @@ install_system() {
   command -v iptables >/dev/null 2>&1 || need+=(iptables)
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+  # headless Chromium: the report's real-browser test (skipped with a reason if absent)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
   [ ${#need[@]} -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
     log "missing ${need[*]} and this is not a Debian-like system: install them with your package manager"; exit 2

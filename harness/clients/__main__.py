@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     role_fn = getattr(strategy.load(), cfg.role)
     try:
         role_fn(ctx)
-    except BaseException as exc:  # the client gave up: a finding, recorded with its reason
+    except BaseException as exc:  # noqa: BLE001 - the client gave up: a finding, recorded with its reason
         ctx.event("client.exit", reason=f"{type(exc).__name__}: {exc}", ok=False)
         traceback.print_exc()
         ctx.history.close()

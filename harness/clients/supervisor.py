@@ -9,6 +9,7 @@ publisher finishing its work) or the process died on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,17 +75,13 @@ class ClientProcess:
         if self.popen.poll() is not None:
             return self.popen.returncode, True
         self.terminated_by_us = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         code = self.wait(grace)
         if code is not None:
             return code, True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return self.wait(5), False
 
 

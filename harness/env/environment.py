@@ -1,9 +1,13 @@
-"""One environment per harness session: the broker and the fault proxy server.
+"""One environment per harness session: a broker backend and a Toxiproxy server.
 
 Started once (a broker boot costs seconds), shared by every run of the session; each run gets
 its own vhost and its own proxies. ``stop()`` removes everything we started; it runs on normal
 exit, on Ctrl-C (KeyboardInterrupt unwinds through the context manager) and on SIGTERM (turned
 into SystemExit below). A run killed with SIGKILL is cleaned up by the next one (pid records).
+
+Backends: ``local`` (our own rabbitmq-server node, the default), ``external`` (a broker the user
+runs; no process faults), ``compose`` (docker-compose.yml: broker and a real Toxiproxy in
+containers; process faults through the Docker SDK).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import os
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from harness.env.local import DEFAULT_BASE_PORT, LocalBroker
 from harness.env.toxiproxy import ToxiproxyClient, ToxiproxyServer, find_or_start_server
+from harness.errors import ChaosError
+
+BACKENDS = ("local", "external", "compose")
 
 
 def default_state_dir() -> Path:
@@ -30,11 +38,28 @@ def _sigterm_to_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def make_broker(backend: str, state_dir: Path, base_port: int, amqp_url: str | None = None,
+                management_url: str | None = None) -> Any:
+    if backend == "local":
+        return LocalBroker(state_dir / "broker", base_port=base_port)
+    if backend == "external":
+        from harness.env.external import ExternalBroker
+
+        return ExternalBroker(amqp_url, management_url)
+    if backend == "compose":
+        from harness.env.compose import ComposeBroker
+
+        return ComposeBroker()
+    raise ChaosError(f"unknown backend {backend!r}", f"choose one of: {', '.join(BACKENDS)}")
+
+
 class Environment:
-    def __init__(self, state_dir: Path | None = None, base_port: int | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, base_port: int | None = None, backend: str = "local",
+                 amqp_url: str | None = None, management_url: str | None = None) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.base_port = base_port or default_base_port()
-        self.broker = LocalBroker(self.state_dir / "broker", base_port=self.base_port)
+        self.backend = backend
+        self.broker: Any = make_broker(backend, self.state_dir, self.base_port, amqp_url, management_url)
         self.proxy_server: ToxiproxyServer | None = None
         self.toxiproxy: ToxiproxyClient | None = None
 
@@ -44,7 +69,12 @@ class Environment:
                 signal.signal(signal.SIGTERM, _sigterm_to_exit)
         try:
             self.broker.start()
-            self.proxy_server = find_or_start_server(self.state_dir / "proxy", port=self.base_port + 4)
+            if self.backend == "compose":
+                url = os.environ.get("TOXIPROXY_URL", self.broker.toxiproxy_url)
+                with _env("TOXIPROXY_URL", url):
+                    self.proxy_server = find_or_start_server(self.state_dir / "proxy", port=self.base_port + 4)
+            else:
+                self.proxy_server = find_or_start_server(self.state_dir / "proxy", port=self.base_port + 4)
             self.toxiproxy = ToxiproxyClient(self.proxy_server.url)
         except BaseException:
             self.stop()
@@ -65,7 +95,33 @@ class Environment:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # where a run's proxies listen, and how clients reach them
+    def proxy_listen(self, index: int) -> str:
+        if self.backend == "compose":
+            from harness.env.compose import PROXY_PORTS
+
+            return f"0.0.0.0:{PROXY_PORTS[index]}"
+        return "127.0.0.1:0"
+
+    def client_port(self, listen: str) -> int:
+        """The loopback port a client connects to for a proxy that reports ``listen``."""
+        return int(listen.rpartition(":")[2])
+
     def versions(self) -> dict[str, str | None]:
         v = self.broker.versions()
         v["toxiproxy"] = f"{self.proxy_server.kind} {self.proxy_server.version}" if self.proxy_server else None
+        v["backend"] = self.backend
         return v
+
+
+@contextlib.contextmanager
+def _env(key: str, value: str) -> Any:
+    old = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old

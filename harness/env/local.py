@@ -38,7 +38,8 @@ def find_epmd() -> str:
         return found
     for cand in sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd")):
         return str(cand)
-    raise ChaosError("epmd (Erlang) not found", "install RabbitMQ: `bash scripts/bootstrap.sh` or apt-get install rabbitmq-server")
+    raise ChaosError("epmd (Erlang) not found",
+                     "install RabbitMQ: `bash scripts/bootstrap.sh install` or apt-get install rabbitmq-server")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class LocalBroker:
     @property
     def amqp_port(self) -> int:
         return self.ports.amqp
+
+    @property
+    def proxy_upstream(self) -> str:
+        return f"127.0.0.1:{self.ports.amqp}"
 
     @property
     def pid_file(self) -> Path:

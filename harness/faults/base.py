@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
+    from harness.env.netns import ClientNetns
     from harness.env.toxiproxy import ToxiproxyClient
 
 Target = Literal["all", "publisher", "consumer"]
@@ -32,6 +33,14 @@ class Broker(Protocol):
 
 
 @dataclass
+class KernelLink:
+    """The clients' namespace and, per role, the port its relay listens on inside it."""
+
+    netns: ClientNetns
+    ports: dict[str, int]
+
+
+@dataclass
 class FaultContext:
     """Everything a fault may act on during one run."""
 
@@ -41,6 +50,8 @@ class FaultContext:
     vhost: str
     queue: str
     run_id: str
+    #: set when the run's clients live in their own network namespace (kernel faults)
+    kernel: KernelLink | None = None
 
     def proxies_for(self, target: Target) -> list[str]:
         if target == "all":

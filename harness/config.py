@@ -1,0 +1,76 @@
+"""One configuration model: ``[tool.rabbit-chaos]`` in pyproject.toml, or a TOML file given with
+``--config``, overridden by command-line flags (flags win). Unknown keys are an error naming the
+key, so a typo never silently falls back to a default.
+
+    [tool.rabbit-chaos]
+    clients = ["pika-naive", "pika-recover"]
+    faults = ["none", "broker-restart", "connection-cut"]
+    count = 1000
+    rate = 100.0
+    backend = "local"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import ChaosError
+
+
+class ChaosConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clients: list[str] = Field(default_factory=lambda: ["pika-naive", "pika-recover"])
+    faults: list[str] = Field(default_factory=lambda: ["none", "broker-restart", "connection-cut"])
+    count: int = Field(1000, ge=1)
+    rate: float = Field(100.0, ge=0)
+    warmup: float = Field(2.0, ge=0)
+    fault_for: float = Field(4.0, ge=0)
+    repeat: int = Field(1, ge=1)
+    seed: int | None = None
+    reports_dir: Path = Path("reports")
+    state_dir: Path | None = None
+    base_port: int | None = Field(None, ge=1024, le=65000)
+    backend: Literal["local", "external", "compose"] = "local"
+    amqp_url: str | None = Field(None, description="external backend; credentials may come from the environment")
+    management_url: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="client strategy knobs")
+
+
+def _table_from(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ChaosError(f"{path} is not valid TOML: {exc}", "fix the syntax at the line named") from None
+    if path.name == "pyproject.toml":
+        return data.get("tool", {}).get("rabbit-chaos", {})
+    return data.get("tool", {}).get("rabbit-chaos", data)
+
+
+def load(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
+         cwd: Path | None = None) -> ChaosConfig:
+    """Defaults < file (``config_file`` or ./pyproject.toml) < ``overrides`` (non-None flags)."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        if not config_file.exists():
+            raise ChaosError(f"config file {config_file} does not exist", "give the path of a TOML file")
+        values.update(_table_from(config_file))
+    else:
+        pp = (cwd or Path.cwd()) / "pyproject.toml"
+        if pp.exists():
+            values.update(_table_from(pp))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for key in ("clients", "faults"):
+        if isinstance(values.get(key), str):
+            values[key] = [x.strip() for x in values[key].split(",") if x.strip()]
+    try:
+        return ChaosConfig.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ChaosError(f"bad configuration value for {where!r}: {first['msg']}",
+                         "fix it in [tool.rabbit-chaos] / the --config file, or pass the flag") from None

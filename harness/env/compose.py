@@ -1,0 +1,149 @@
+"""The compose backend: RabbitMQ and a real Toxiproxy started by ``docker compose up`` from the
+top-level docker-compose.yml; process faults through the Docker SDK (stop/start, kill, pause).
+
+The harness does not run ``docker compose`` itself (the SDK has no compose): the user brings the
+services up, and ``start()`` checks that both containers are running and healthy, with one clear
+error otherwise. Clients reach the broker through Toxiproxy proxies that listen inside the
+toxiproxy container on the published range 25670-25679 and forward to ``rabbitmq:5672``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from harness.env.management import Management
+from harness.errors import ChaosError, HarnessFailure
+
+BROKER_CONTAINER = "rabbit-chaos-rabbitmq"
+PROXY_CONTAINER = "rabbit-chaos-toxiproxy"
+PROXY_PORTS = range(25670, 25680)
+TOXIPROXY_URL = "http://127.0.0.1:8474"
+
+
+def docker_client() -> Any:
+    """The Docker SDK client, or one clear error when no engine answers."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - DockerException, missing socket, permission: all "no engine"
+        raise ChaosError(f"no Docker engine is reachable ({type(exc).__name__}: {str(exc)[:120]})",
+                         "start Docker (or set DOCKER_HOST), then `docker compose up -d --wait`; "
+                         "without Docker use --backend local") from None
+
+
+class ComposeBroker:
+    kind = "compose"
+    supports_process_faults = True
+    host = "127.0.0.1"
+    amqp_port = 5672
+    proxy_upstream = "rabbitmq:5672"
+    toxiproxy_url = TOXIPROXY_URL
+
+    def __init__(self, client: Any | None = None, user: str = "guest", password: str = "guest",
+                 boot_timeout: float = 120.0) -> None:
+        self._client = client
+        self.user, self.password = user, password
+        self.boot_timeout = boot_timeout
+        self.mgmt = Management("http://127.0.0.1:15672", user, password)
+        self.boot_s: float | None = 0.0
+        self._paused = False
+
+    @property
+    def docker(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def _container(self, name: str) -> Any:
+        try:
+            return self.docker.containers.get(name)
+        except Exception as exc:  # noqa: BLE001 - docker.errors.NotFound and friends
+            raise ChaosError(f"container {name} is not there ({type(exc).__name__})",
+                             "run `docker compose up -d --wait` in the project directory first") from None
+
+    def start(self) -> ComposeBroker:
+        for name in (BROKER_CONTAINER, PROXY_CONTAINER):
+            c = self._container(name)
+            c.reload()
+            if c.status != "running":
+                raise ChaosError(f"container {name} is {c.status}, not running",
+                                 "run `docker compose up -d --wait` first")
+        self.wait_ready(self.boot_timeout)
+        return self
+
+    def stop(self) -> None:
+        """We did not start the containers, so we leave them running (healed: never paused)."""
+        if self._paused:
+            self.resume()
+        self.mgmt.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        import pika
+
+        params = pika.ConnectionParameters(host=self.host, port=self.amqp_port, connection_attempts=1,
+                                           socket_timeout=2,
+                                           credentials=pika.PlainCredentials(self.user, self.password))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                pika.BlockingConnection(params).close()
+                return
+            except pika.exceptions.AMQPError:
+                time.sleep(0.5)
+        raise HarnessFailure(f"the compose broker did not answer an AMQP handshake within {timeout:.0f}s")
+
+    def amqp_url(self, vhost: str, host: str | None = None, port: int | None = None) -> str:
+        from urllib.parse import quote
+
+        return (f"amqp://{self.user}:{self.password}@{host or self.host}:{port or self.amqp_port}/"
+                f"{quote(vhost, safe='')}")
+
+    # process faults through the Docker API
+    def stop_node(self, timeout: float = 60.0) -> float:
+        t0 = time.monotonic()
+        self._container(BROKER_CONTAINER).stop(timeout=int(timeout))
+        return time.monotonic() - t0
+
+    def start_node(self, timeout: float | None = None) -> float:
+        t0 = time.monotonic()
+        self._container(BROKER_CONTAINER).start()
+        self.wait_ready(timeout or self.boot_timeout)
+        return time.monotonic() - t0
+
+    def kill_node(self) -> None:
+        self._container(BROKER_CONTAINER).kill(signal="SIGKILL")
+
+    def pause(self) -> None:
+        self._container(BROKER_CONTAINER).pause()
+        self._paused = True
+
+    def resume(self) -> None:
+        c = self._container(BROKER_CONTAINER)
+        c.reload()
+        if c.status == "paused":
+            c.unpause()
+        self._paused = False
+
+    def beam_pid(self) -> int | None:
+        """Not a pid here: a truthy marker when the broker container runs (faults' heal checks it)."""
+        c = self._container(BROKER_CONTAINER)
+        c.reload()
+        return 1 if c.status in ("running", "paused") else None
+
+    def ctl(self, *args: str, timeout: float = 30.0) -> str:
+        code, out = self._container(BROKER_CONTAINER).exec_run(["rabbitmqctl", *args])
+        text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+        if code != 0:
+            raise HarnessFailure(f"rabbitmqctl {args[0] if args else ''} failed in the container: {text[:300]}")
+        return text
+
+    def versions(self) -> dict[str, Any]:
+        try:
+            ov = self.mgmt.overview()
+            return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
+        except HarnessFailure:
+            return {"broker": None, "erlang": None}

@@ -1,0 +1,99 @@
+"""A comparison matrix: every client × fault cell (× repeats) on one environment.
+
+Results go to ``reports/<matrix-id>/<run-id>/`` with ``matrix.json`` and ``report.html`` beside
+them, and ``reports/latest`` points at the matrix. Ctrl-C stops after healing the current cell:
+finished cells are kept and the report is still written, marked as interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness import results
+from harness.config import ChaosConfig
+from harness.engine import RunSpec, run_cell
+from harness.env.environment import Environment
+from harness.errors import FaultUnavailable
+
+
+@dataclass
+class MatrixResult:
+    matrix_id: str
+    dir: Path
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: list[dict[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    report: Path | None = None
+
+
+#: progress callback: (event, info) with event in {"cell-start", "cell-done", "unavailable"}
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
+    return [(c, f, r) for c in cfg.clients for f in cfg.faults for r in range(cfg.repeat)]
+
+
+def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None,
+               command: list[str] | None = None) -> MatrixResult:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
+    out = cfg.reports_dir / matrix_id
+    out.mkdir(parents=True, exist_ok=False)
+    res = MatrixResult(matrix_id, out)
+    emit = progress or (lambda event, info: None)
+    todo = cells(cfg)
+    t0 = time.monotonic()
+    try:
+        for i, (client, fault, rep) in enumerate(todo):
+            info = {"index": i, "total": len(todo), "client": client, "fault": fault, "repeat": rep,
+                    "elapsed_s": time.monotonic() - t0, "dir": out}
+            emit("cell-start", info)
+            spec = RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + i,
+                           count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
+                           params=cfg.params)
+            try:
+                doc = run_cell(env, spec, out, command=command)
+            except FaultUnavailable as exc:
+                res.unavailable.append({"client": client, "fault": fault, "reason": exc.problem})
+                emit("unavailable", {**info, "reason": exc.problem})
+                continue
+            res.docs.append(doc)
+            emit("cell-done", {**info, "doc": doc, "elapsed_s": time.monotonic() - t0})
+    except KeyboardInterrupt:
+        res.interrupted = True
+    finally:
+        finish(res, cfg, env)
+    return res
+
+
+def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None:
+    """Write matrix.json and the report, point reports/latest at the matrix."""
+    meta = {
+        "matrix_id": res.matrix_id,
+        "clients": cfg.clients,
+        "faults": cfg.faults,
+        "repeat": cfg.repeat,
+        "interrupted": res.interrupted,
+        "unavailable": res.unavailable,
+        "runs": [d["run_id"] for d in res.docs],
+        "versions": env.versions() if env is not None else {},
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (res.dir / "matrix.json").write_text(json.dumps(meta, indent=2, default=str))
+    try:
+        from harness.report import render_report
+    except ImportError:  # pragma: no cover - the report package is part of the install
+        render_report = None
+    if render_report is not None:
+        res.report = render_report(res.docs, res.dir / "report.html", title=f"rabbit-chaos {res.matrix_id}",
+                                   meta={"matrix": res.matrix_id, "interrupted": res.interrupted,
+                                         "unavailable": len(res.unavailable)}, reports_dir=res.dir)
+    results.point_latest(cfg.reports_dir, res.dir)

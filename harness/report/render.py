@@ -1,0 +1,171 @@
+"""Render runs into one self-contained HTML file: the only place the report touches the disk.
+
+Jinja2 with autoescape on for every template: everything a run carries (client and fault names,
+reasons, message ids, broker versions) may hold markup, and the template never marks data safe.
+The only ``Markup`` values are our own inlined code and the pre-escaped JSON (see :mod:`embed`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from markupsafe import Markup
+
+from harness import __version__
+from harness.errors import ChaosError
+from harness.report import compare, embed, fmt, matrix, series, view
+
+DEFAULT_TITLE = "rabbit-chaos report"
+REPORT_NAME = "report.html"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["seconds"] = fmt.seconds
+    env.filters["dash"] = lambda x: "—" if x is None else x
+    return env
+
+
+def _evidence_href(reports_dir: Path | None, out_dir: Path, run_id: str) -> str | None:
+    """Relative link to a run's history.jsonl when it sits in the store next to the report."""
+    if reports_dir is None or not run_id or run_id == "—":
+        return None
+    target = reports_dir / run_id
+    if "/" in run_id or not (target / "history.jsonl").is_file():
+        return None
+    rel = os.path.relpath(target, out_dir.resolve() if out_dir.exists() else out_dir)
+    return "/".join(quote(part) for part in Path(rel).parts) + "/"
+
+
+def _verdict_totals(views: list[view.RunView]) -> dict[str, int]:
+    return {v: sum(r.verdict == v for r in views) for v in view.VERDICTS}
+
+
+def render_html(runs: list[dict[str, Any]], title: str = DEFAULT_TITLE, meta: dict[str, Any] | None = None,
+                reports_dir: Path | None = None, out_dir: Path | None = None) -> str:
+    """The report as a string (what :func:`render_report` writes)."""
+    docs = [embed.sanitise_numbers(d) if isinstance(d, dict) else {} for d in runs]
+    views = view.build_all(docs)
+    for v in views:
+        v.evidence_href = _evidence_href(reports_dir, out_dir or Path("."), v.run_id)
+    grid = matrix.build(views)
+    colors = compare.client_colors(grid.clients)
+    charts = [compare.recovery_chart(grid, colors), compare.loss_chart(grid)]
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    meta_doc = embed.sanitise_numbers(dict(meta or {}))
+    data = {
+        "schema": 1,
+        "title": title,
+        "generated_at": generated,
+        "rabbit_chaos": __version__,
+        "meta": meta_doc,
+        "runs": [{"anchor": v.anchor, "results": v.doc} for v in views],
+        "timelines": {v.anchor: v.timeline for v in views if v.timeline is not None},
+        "conn_colors": series.CONN_COLORS,
+    }
+    lib_js, own_js = embed.asset(embed.VENDOR_JS), embed.asset(embed.OWN_JS)
+    return _env().get_template("report.html.j2").render(
+        title=title,
+        generated=generated,
+        version=__version__,
+        meta=[(str(k), fmt.text(v)) for k, v in meta_doc.items()],
+        views=views,
+        matrix=grid,
+        symbol=matrix.SYMBOL,
+        totals=_verdict_totals(views),
+        charts=charts,
+        colors=colors,
+        conn_colors=series.CONN_COLORS,
+        data_json=embed.json_for_script(data),
+        csp=embed.content_security_policy([lib_js, own_js]),
+        lib_js=Markup(lib_js),
+        own_js=Markup(own_js),
+        lib_css=Markup(embed.asset(embed.VENDOR_CSS)),
+        own_css=Markup(embed.asset(embed.OWN_CSS)),
+    )
+
+
+def render_report(runs: list[dict[str, Any]], out_path: Path, title: str = DEFAULT_TITLE,
+                  meta: dict[str, Any] | None = None, *, reports_dir: Path | None = None) -> Path:
+    """Write the HTML report of ``runs`` (results.json dicts) to ``out_path`` and return it.
+
+    ``meta``: key/value facts shown in the header (e.g. the command that produced the matrix).
+    ``reports_dir``: the results store, when the runs came from one: each run then links to its
+    ``<run-id>/`` directory (history.jsonl, logs) relative to the report.
+    The file is written atomically, so a browser open on the old report never sees half a page.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    html = render_html(runs, title, meta, reports_dir, out_path.parent)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out_path)
+    return out_path
+
+
+def collect(reports_dir: Path, run_ids: Iterable[str] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every ``reports_dir/<run-id>/results.json`` (oldest first), and the ones that could not be read.
+
+    Symlinked directories (``latest``) are skipped so no run appears twice. ``run_ids`` selects
+    runs by directory name or ``run_id``.
+    """
+    wanted = set(run_ids) if run_ids is not None else None
+    docs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    found: set[str] = set()
+    for d in sorted(reports_dir.iterdir()) if reports_dir.is_dir() else []:
+        path = d / "results.json"
+        if d.is_symlink() or not d.is_dir() or not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{d.name}/results.json: {exc}")
+            continue
+        if not isinstance(doc, dict):
+            problems.append(f"{d.name}/results.json: not a JSON object")
+            continue
+        names = {d.name, str(doc.get("run_id"))}
+        if wanted is not None and not names & wanted:
+            continue
+        found |= names
+        docs.append(doc)
+    if wanted is not None and (missing := wanted - found):
+        raise ChaosError(f"no results.json for {', '.join(sorted(missing))} under {reports_dir}",
+                         "pass run ids as listed in the reports directory")
+    return docs, problems
+
+
+def render_dir(reports_dir: Path, out_path: Path | None = None, *, run_ids: Iterable[str] | None = None,
+               title: str = DEFAULT_TITLE, meta: dict[str, Any] | None = None) -> Path:
+    """Re-render the report from a results store (default ``reports_dir/report.html``).
+
+    Runs whose results.json cannot be read are listed in the report's header rather than
+    silently left out: a missing cell should be explained.
+    """
+    reports_dir = Path(reports_dir)
+    if not reports_dir.is_dir():
+        raise ChaosError(f"{reports_dir} is not a directory", "pass the results store, e.g. `reports/`")
+    docs, problems = collect(reports_dir, run_ids)
+    if not docs and not problems:
+        raise ChaosError(f"no runs under {reports_dir} (no */results.json)",
+                         "run `rabbit-chaos run` or `rabbit-chaos matrix` first, or pass the right directory")
+    info = dict(meta or {})
+    info.setdefault("results store", str(reports_dir))
+    for i, p in enumerate(problems, 1):
+        info[f"unreadable run {i}"] = p
+    out = Path(out_path) if out_path is not None else reports_dir / REPORT_NAME
+    return render_report(docs, out, title, info, reports_dir=reports_dir)

@@ -1,0 +1,90 @@
+"""The report in a real browser: headless Chromium opens it from file:// with networking off.
+
+Checks what only a browser can: the inlined chart library and our script run under the page's
+Content-Security-Policy without a single console message, every timeline chart is drawn, and
+the script payloads stay text after the scripts ran. Skipped when no Chromium is installed
+(Debian: ``apt-get install -y chromium``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from report_fakes import hostile_run, sample_matrix
+
+from harness.report import render_report
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+         "--disable-default-apps", "--mute-audio", "--enable-logging=stderr", "--v=0")
+
+
+def _browser() -> str:
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no headless Chromium on PATH (Debian: apt-get install -y chromium); the browser check did not run")
+
+
+def _run(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [browser, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    browser = _browser()
+    tmp = tmp_path_factory.mktemp("browser")
+    runs = [*sample_matrix(), hostile_run()]
+    report = render_report(runs, tmp / "report.html", title="browser check", meta={"seed": "1"})
+    dom = _run(browser, tmp / "profile", "--dump-dom", report.as_uri())
+    shot = _run(browser, tmp / "profile", "--window-size=1280,2400", f"--screenshot={tmp / 'report.png'}",
+                report.as_uri())
+    return {"runs": runs, "dom": dom, "shot": shot, "png": tmp / "report.png"}
+
+
+def test_page_loads_without_console_messages(page: dict) -> None:
+    dom = page["dom"]
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert console == [], "\n".join(console)
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body and "data-js-error" not in body.group(0), body
+    assert "data-error=" not in dom.stdout
+
+
+def test_every_timeline_chart_is_drawn(page: dict) -> None:
+    html = page["dom"].stdout
+    n = len(page["runs"])
+    assert f'data-charts-rendered="{n}"' in html
+    assert html.count('data-rendered="1"') == n
+    assert len(re.findall(r"<canvas\b", html)) >= n
+    assert 'class="uplot' in html
+
+
+def test_matrix_and_comparison_charts_are_in_the_dom(page: dict) -> None:
+    html = page["dom"].stdout
+    assert '<table class="matrix">' in html
+    assert html.count('class="cell ') == 3 * 4  # 3 clients (one hostile) × 4 faults
+    assert 'id="chart-recovery"' in html and 'id="chart-loss"' in html
+
+
+def test_script_payload_is_text_after_scripts_ran(page: dict) -> None:
+    html = page["dom"].stdout
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # the DOM may hold <script> elements only for our own three blocks
+    assert len(re.findall(r"<script\b", html)) == 3
+    assert "<script>alert" not in html and "<img" not in html
+
+
+def test_screenshot_is_written(page: dict) -> None:
+    shot, png = page["shot"], page["png"]
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 20_000  # a blank page is a few KB

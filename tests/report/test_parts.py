@@ -1,0 +1,106 @@
+"""The report's pure parts: safe JSON, timeline normalising, anchors, matrix cells, bar layout."""
+
+from __future__ import annotations
+
+import json
+
+from report_fakes import fake_run, sample_matrix
+
+from harness.report import compare, embed, fmt, matrix, series, view
+
+
+def test_json_for_script_cannot_close_its_element_and_round_trips() -> None:
+    data = {"a": "</script><!-- & \u2028 >", "b": [1.5, None]}
+    out = str(embed.json_for_script(data))
+    assert "<" not in out and ">" not in out and "&" not in out and "\u2028" not in out
+    assert json.loads(out) == data
+
+
+def test_sanitise_numbers_drops_nan_and_infinity() -> None:
+    assert embed.sanitise_numbers({"x": [float("nan"), float("inf"), 1.0], 2: "s"}) == {"x": [None, None, 1.0],
+                                                                                         "2": "s"}
+
+
+def test_series_downsamples_long_runs_and_keeps_totals() -> None:
+    n = series.MAX_POINTS * 3 + 7
+    tl, why = series.normalise({"bucket_s": 0.1, "publish_invoke": [1] * n, "publish_ok": [1] * n,
+                                "deliver": [2] * n, "faults": [], "conn_events": []})
+    assert why == "" and tl is not None
+    assert len(tl["t"]) <= series.MAX_POINTS
+    assert sum(tl["published"]) == n and sum(tl["delivered"]) == 2 * n
+    assert abs(tl["bucket_s"] - 0.4) < 1e-9
+
+
+def test_series_caps_connection_events() -> None:
+    raw = {"bucket_s": 0.1, "deliver": [1], "conn_events": [[0.0, "c", "conn.lost"]] * (series.MAX_CONN_EVENTS + 3)}
+    tl, _ = series.normalise(raw)
+    assert tl is not None and len(tl["conn"]) == series.MAX_CONN_EVENTS and tl["conn_dropped"] == 3
+
+
+def test_series_explains_each_missing_case() -> None:
+    assert series.normalise(None)[1].startswith("no throughput timeline")
+    assert "bucket size" in series.normalise({"bucket_s": -1})[1]
+    assert "holds no series" in series.normalise({"bucket_s": 0.1})[1]
+    assert "empty" in series.normalise({"bucket_s": 0.1, "deliver": []})[1]
+    assert series.find({"throughput": "x", "timeline": {"bucket_s": 1}}) == {"bucket_s": 1}
+
+
+def test_anchors_are_unique_and_slug_safe() -> None:
+    docs = [{"run_id": "a b"}, {"run_id": "a b"}, {"run_id": "a-b-2"}, {}, {"run_id": "<x>"}]
+    out = view.anchors(docs)
+    assert len(set(out)) == len(out)
+    assert all(fmt.slug(a) == a for a in out)
+
+
+def test_cell_summary_counts_every_verdict() -> None:
+    runs = view.build_all([fake_run(verdict="pass", index=0), fake_run(verdict="fail", lost=1, index=1),
+                           fake_run(verdict="unknown", index=2)])
+    cell = matrix.build(runs).cell("pika-recover", "broker-restart")
+    assert cell.verdict == "fail"
+    assert cell.summary == "1/3 pass · 1 fail · 1 unknown"
+    assert [r.repeat_index for r in runs] == [1, 2, 3] and runs[0].repeat_total == 3
+
+
+def test_matrix_puts_the_baseline_fault_first() -> None:
+    runs = view.build_all([fake_run(fault="broker-restart"), fake_run(fault="none", index=1)])
+    grid = matrix.build(runs)
+    assert grid.faults == ["none", "broker-restart"]
+    assert grid.cell("nobody", "none").verdict == "none"
+
+
+def test_recovery_chart_takes_the_median_and_draws_never_full_width() -> None:
+    grid = matrix.build(view.build_all(sample_matrix()))
+    chart = compare.recovery_chart(grid, compare.client_colors(grid.clients))
+    assert [g.label for g in chart.groups] == ["broker-restart", "connection-cut"]
+    naive, recover = chart.groups[1].bars
+    assert naive.never and naive.w == chart.bar_max and naive.display == "never recovered"
+    assert recover.value == 1.5 and "median of 3" in recover.display
+    assert 0 < recover.w <= chart.bar_max
+    assert chart.height > 0
+
+
+def test_loss_chart_sums_lost_and_stranded_per_client() -> None:
+    grid = matrix.build(view.build_all(sample_matrix()))
+    chart = compare.loss_chart(grid)
+    naive = {b.label: b for b in chart.groups[0].bars}
+    assert naive["lost"].value == 74 and naive["stranded"].value == 240
+    assert naive["stranded"].w == chart.bar_max
+    recover = {b.label: b for b in chart.groups[1].bars}
+    assert recover["lost"].value == 0 and recover["lost"].w == 0
+
+
+def test_never_recovered_needs_a_fault_and_an_explicit_no() -> None:
+    baseline = view.build(fake_run(fault="none"), "a")
+    assert baseline.recovery_text == "—" and not baseline.never_recovered
+    never = view.build(fake_run(recovery_s=None), "b")
+    assert never.recovery_text == "never" and never.never_recovered
+    unknown = fake_run()
+    unknown["timing"] = {}
+    assert view.build(unknown, "c").recovery_text == "—"
+
+
+def test_seconds_formatting() -> None:
+    assert fmt.seconds(0.0423) == "42 ms"
+    assert fmt.seconds(3.456) == "3.46 s"
+    assert fmt.seconds(250) == "250 s"
+    assert fmt.seconds(None) == "—" and fmt.seconds(True) == "—" and fmt.seconds("1") == "—"

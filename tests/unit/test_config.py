@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from harness.config import load
+from harness.errors import ChaosError
+
+
+def test_defaults_then_pyproject_then_flags(tmp_path: Path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.rabbit-chaos]\ncount = 50\nrate = 10.0\nclients = ["pika-recover"]\n')
+    cfg = load(cwd=tmp_path, overrides={"rate": 20.0, "seed": None})
+    assert cfg.count == 50  # from the file
+    assert cfg.rate == 20.0  # the flag wins
+    assert cfg.clients == ["pika-recover"]
+    assert cfg.warmup == 2.0  # default
+
+
+def test_a_standalone_toml_file_and_comma_strings(tmp_path: Path):
+    f = tmp_path / "chaos.toml"
+    f.write_text('faults = "none, broker-restart"\nrepeat = 3\n')
+    cfg = load(config_file=f, cwd=tmp_path)
+    assert cfg.faults == ["none", "broker-restart"]
+    assert cfg.repeat == 3
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("cuont = 5\n", "'cuont'"),
+    ("count = -1\n", "'count'"),
+    ("backend = 'k8s'\n", "'backend'"),
+    ("count = \n", "not valid TOML"),
+])
+def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, problem: str):
+    f = tmp_path / "chaos.toml"
+    f.write_text(text)
+    with pytest.raises(ChaosError) as info:
+        load(config_file=f, cwd=tmp_path)
+    assert problem in info.value.problem
+
+
+def test_missing_config_file(tmp_path: Path):
+    with pytest.raises(ChaosError, match="does not exist"):
+        load(config_file=tmp_path / "nope.toml")
