@@ -36,6 +36,7 @@ Count = Annotated[int | None, typer.Option(help="messages the publisher publishe
 Rate = Annotated[float | None, typer.Option(help="publish rate, msg/s, 0 = unthrottled [default: 100]")]
 Warmup = Annotated[float | None, typer.Option(help="seconds of traffic before the fault [default: 2]")]
 FaultFor = Annotated[float | None, typer.Option(help="seconds the fault is held before heal [default: 4]")]
+Work = Annotated[float | None, typer.Option(help="consumer processing time per message, s [default: 0.015]")]
 Seed = Annotated[int | None, typer.Option(help="seed for anything random; recorded in results.json")]
 Param = Annotated[list[str] | None, typer.Option("--param", help="client knob KEY=VALUE (repeatable)")]
 Backend = Annotated[str | None, typer.Option(help="local | external | compose [default: local]")]
@@ -108,9 +109,10 @@ def _environment(cfg: Any) -> Any:
 def run(
     client: Annotated[str, typer.Option(help="reference strategy (see `rabbit-chaos clients`)")],
     fault: Annotated[str, typer.Option(help="fault, optionally with parameters: name:key=value,...")] = "none",
-    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, seed: Seed = None,
-    param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None, base_port: BasePort = None,
-    backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None, config_file: ConfigFile = None,
+    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
+    seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
+    base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
     from harness.clients.registry import get as get_client
@@ -118,7 +120,7 @@ def run(
     from harness.faults.registry import parse as parse_fault
 
     try:
-        cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, seed=seed,
+        cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, work=work, seed=seed,
                       reports_dir=reports_dir, state_dir=state_dir, base_port=base_port, params=_params(param),
                       backend=backend, amqp_url=amqp_url, management_url=management_url)
         get_client(client)
@@ -127,7 +129,7 @@ def run(
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
             spec = RunSpec(client=client, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
-                           warmup_s=cfg.warmup, fault_s=cfg.fault_for, params=cfg.params)
+                           warmup_s=cfg.warmup, fault_s=cfg.fault_for, work_s=cfg.work, params=cfg.params)
             doc = run_cell(env, spec, cfg.reports_dir)
     except ChaosError as exc:
         _fail(exc)
@@ -143,9 +145,10 @@ def matrix(
     faults: Annotated[str | None, typer.Option(help="comma-separated faults "
                                                     "[default: none,broker-restart,connection-cut]")] = None,
     repeat: Annotated[int | None, typer.Option(help="runs per cell [default: 1]")] = None,
-    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, seed: Seed = None,
-    param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None, base_port: BasePort = None,
-    backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None, config_file: ConfigFile = None,
+    count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
+    seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
+    base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Run every client × fault cell on one broker, print the table, write report.html."""
     from harness.clients.registry import get as get_client
@@ -154,7 +157,8 @@ def matrix(
 
     try:
         cfg = _config(config_file, clients=clients, faults=faults, repeat=repeat, count=count, rate=rate,
-                      warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir, state_dir=state_dir,
+                      work=work, warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir,
+                      state_dir=state_dir,
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
                       management_url=management_url)
         for c in cfg.clients:  # validate everything before booting anything

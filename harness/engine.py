@@ -27,7 +27,7 @@ from typing import Any
 from harness import __version__, results
 from harness.clients.protocol import ClientConfig
 from harness.clients.registry import get as get_strategy
-from harness.clients.supervisor import ClientProcess, HistoryTail, record_exit, strategy_command
+from harness.clients.supervisor import ClientProcess, HistoryTail, strategy_command
 from harness.env import trusted
 from harness.env.environment import Environment
 from harness.errors import FaultUnavailable, HarnessFailure
@@ -51,6 +51,8 @@ class RunSpec:
     settle_timeout_s: float = 60.0
     connect_timeout_s: float = 20.0
     grace_s: float = 5.0
+    #: consumer processing time per message (the same for every client, so cells compare)
+    work_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -192,10 +194,10 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
                 run_id=run_id, proc=f"{role}-{index}", role=role,  # type: ignore[arg-type]
                 amqp_url=broker.amqp_url(vhost, host="127.0.0.1", port=int(port)), queue=QUEUE,
                 history=str(hist_dir / f"{role}-{index}.jsonl"), count=spec.count, rate=spec.rate,
-                id_prefix=f"p{index}-", grace_s=spec.grace_s, params=spec.params,
+                id_prefix=f"p{index}-", grace_s=spec.grace_s, work_s=spec.work_s, params=spec.params,
             )
             cmd = prefix + (command or strategy_command(spec.client))
-            clients.append(ClientProcess(cfg, cmd, run_dir))
+            clients.append(ClientProcess(cfg, cmd, run_dir, harness))
         consumer, publisher = clients
         tails = {c.proc: HistoryTail(Path(c.cfg.history)) for c in clients}
 
@@ -232,20 +234,14 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
         harness.write("run.phase", phase="settle")
         remaining_publish = max(0.0, spec.publish_timeout_s - (time.monotonic() - timeline["start"]))
         if publisher.wait(remaining_publish) is None:
-            code, _ = publisher.stop(spec.grace_s)
-            record_exit(harness, publisher, expected=False,
-                        note=f"publisher still running after {spec.publish_timeout_s:.0f}s: stopped by the harness")
-        else:
-            record_exit(harness, publisher, expected=publisher.returncode() == 0)
+            # a publisher that never finishes is evidence too (the checker's hang rule sees it)
+            publisher.abort(f"still publishing after {spec.publish_timeout_s:.0f}s: stopped by the harness",
+                            spec.grace_s)
         _settle(consumer, tails[consumer.proc], direct_url, spec, run_id)
 
         harness.write("run.phase", phase="drain")
         if consumer.running():
-            code, honoured = consumer.stop(spec.grace_s)
-            record_exit(harness, consumer, expected=honoured and code == 0,
-                        note="" if honoured else f"ignored SIGTERM for {spec.grace_s:.0f}s: killed")
-        else:
-            record_exit(harness, consumer, expected=False, note="consumer exited before the harness stopped it")
+            consumer.stop(spec.grace_s)
         sampler.halt.set()
         trusted.drain(direct_url, QUEUE, drainer, f"{run_id}/drain")
     except HarnessFailure as exc:
@@ -257,8 +253,7 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
             sampler.halt.set()
         for c in clients:
             if c.running():
-                c.stop(spec.grace_s)
-                record_exit(harness, c, expected=False, note="stopped early: the run was aborted")
+                c.abort("the run was aborted by a harness failure", spec.grace_s)
         if ctx is not None and harness_error is not None:
             with contextlib.suppress(Exception):
                 fault.heal(ctx)

@@ -58,7 +58,7 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
             emit("cell-start", info)
             spec = RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + i,
                            count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
-                           params=cfg.params)
+                           work_s=cfg.work, params=cfg.params)
             try:
                 doc = run_cell(env, spec, out, command=command)
             except FaultUnavailable as exc:

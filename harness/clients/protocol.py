@@ -17,7 +17,8 @@ Contract (docs/client-protocol.md says the same for non-Python authors):
   outcome, e.g. connection lost before the confirm). A re-send after reconnect is a new
   ``publish.invoke`` of the same id. Exit 0 when every message has an outcome it accepts.
 * Consumer: consume ``queue`` until SIGTERM; ``deliver`` (with ``redelivered``) for every message
-  received, ``ack`` after acking it. Never exit on its own unless it gives up.
+  received, then ``work_s`` seconds of simulated processing, then ``ack`` after acking it.
+  Never exit on its own unless it gives up.
 * Connections: ``conn.open`` when a connection (re)opens, ``conn.lost`` when the library reports
   it gone, ``conn.blocked``/``conn.unblocked`` on connection.blocked. Name every connection
   ``"<run_id>/<proc>"`` (client property ``connection_name``) so broker logs join the history.
@@ -61,6 +62,8 @@ class ClientConfig(BaseModel):
     count: int = Field(1000, ge=0, description="publisher: messages to publish")
     rate: float = Field(200.0, ge=0, description="publisher: msg/s, 0 = unthrottled")
     id_prefix: str = "p0-"
+    work_s: float = Field(0.0, ge=0, description="consumer: processing time per message before the ack; "
+                          "slower than the publish rate builds the backlog a fault then finds in the queue")
     grace_s: float = 5.0
     params: dict[str, Any] = Field(default_factory=dict, description="strategy knobs")
 

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,13 +28,17 @@ def strategy_command(strategy: str) -> list[str]:
 
 
 class ClientProcess:
-    def __init__(self, cfg: ClientConfig, command: list[str], run_dir: Path) -> None:
+    def __init__(self, cfg: ClientConfig, command: list[str], run_dir: Path, writer: HistoryWriter) -> None:
         self.cfg = cfg
         self.command = command
         self.config_path = run_dir / "config" / f"{cfg.proc}.json"
         self.log_path = run_dir / "logs" / f"{cfg.proc}.log"
         self.popen: subprocess.Popen[bytes] | None = None
+        self.writer = writer
         self.terminated_by_us = False
+        self.killed_by_us = False
+        self.abort_reason: str | None = None
+        self.exited = threading.Event()
 
     @property
     def proc(self) -> str:
@@ -53,6 +58,25 @@ class ClientProcess:
             start_new_session=True,
         )
         log.close()
+        threading.Thread(target=self._watch, name=f"watch-{self.proc}", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Record ``proc.exit`` the moment the process ends: its time is evidence (when did the
+        consumer give up?). Expected: a publisher that finished (exit 0), or a process that
+        honoured the harness's SIGTERM with exit 0. Anything else is the process's own doing."""
+        assert self.popen is not None
+        code = self.popen.wait()
+        if self.abort_reason is not None:
+            expected, note = False, self.abort_reason
+        elif self.killed_by_us:
+            expected, note = False, f"ignored SIGTERM for {self.cfg.grace_s:.0f}s: killed by the harness"
+        elif self.terminated_by_us:
+            expected, note = code == 0, "stopped by the harness (SIGTERM)"
+        else:
+            expected = self.cfg.role == "publisher" and code == 0
+            note = "finished" if expected else "exited on its own"
+        self.writer.write("proc.exit", target=self.proc, code=code, expected=expected, note=note)
+        self.exited.set()
 
     def returncode(self) -> int | None:
         return None if self.popen is None else self.popen.poll()
@@ -68,6 +92,11 @@ class ClientProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def abort(self, reason: str, grace: float) -> None:
+        """Stop a process the run cannot wait for; its end is recorded as not expected."""
+        self.abort_reason = reason
+        self.stop(grace)
+
     def stop(self, grace: float) -> tuple[int | None, bool]:
         """SIGTERM, then SIGKILL after ``grace``. Returns (exit code, honoured SIGTERM)."""
         if self.popen is None:
@@ -79,14 +108,14 @@ class ClientProcess:
             os.killpg(self.popen.pid, signal.SIGTERM)
         code = self.wait(grace)
         if code is not None:
+            self.exited.wait(5)
             return code, True
+        self.killed_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        return self.wait(5), False
-
-
-def record_exit(writer: HistoryWriter, client: ClientProcess, expected: bool, note: str = "") -> None:
-    writer.write("proc.exit", target=client.proc, code=client.returncode(), expected=expected, note=note)
+        code = self.wait(5)
+        self.exited.wait(5)
+        return code, False
 
 
 class HistoryTail:

@@ -51,7 +51,8 @@ class FakeDocker:
     def __init__(self, statuses: dict[str, str] | None = None) -> None:
         self.calls: list = []
         st = statuses or {}
-        self.by_name = {n: FakeContainer(n, self.calls, st.get(n, "running")) for n in (BROKER_CONTAINER, PROXY_CONTAINER)}
+        self.by_name = {n: FakeContainer(n, self.calls, st.get(n, "running"))
+                        for n in (BROKER_CONTAINER, PROXY_CONTAINER)}
         self.containers = self
 
     def get(self, name: str) -> FakeContainer:

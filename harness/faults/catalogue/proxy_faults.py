@@ -35,8 +35,8 @@ class ResetPeer(Fault):
     stream: Literal["upstream", "downstream"] = "downstream"
 
     name: ClassVar[str] = "reset-peer"
-    description: ClassVar[str] = ("TCP RST on every connection after timeout_ms (Toxiproxy reset_peer), "
-                                  "new connections too, until heal")
+    description: ClassVar[str] = ("TCP RST on each connection when it next carries data in `stream`, after "
+                                  "timeout_ms (Toxiproxy reset_peer); idle ones when they next talk; until heal")
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
 

@@ -1,0 +1,87 @@
+"""What the checker returns (:class:`CheckResult`) and the knobs it takes (:class:`CheckOptions`).
+
+The result is built once per check (never per event), so it can afford to be a pydantic model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Verdict = Literal["pass", "fail", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """Parameters of the rules (defaults are what a run uses unless its scenario says otherwise)."""
+
+    #: a consumer stall: messages wait and nothing is delivered for at least this long (seconds)
+    stall_window_s: float = 5.0
+    #: after a fault.stop, clients get this long to reconnect before a stall counts (seconds)
+    fault_grace_s: float = 5.0
+    #: a publish with no outcome for longer than this while its publisher runs is a hang (seconds)
+    hang_window_s: float = 30.0
+    #: throughput timeline bucket (seconds)
+    bucket_s: float = 0.1
+    #: process clocks (wall - monotonic) may differ by this much before they are called unshared
+    clock_tolerance_s: float = 1.0
+    #: example ids quoted in one reason sentence
+    max_examples: int = 5
+    #: example ids kept per category in ``CheckResult.examples``
+    max_listed: int = 20
+
+
+class Counts(BaseModel):
+    """Message counts. Distinct ids unless the name says deliveries."""
+
+    published: int = 0  # distinct ids with a publish.invoke
+    confirmed: int = 0  # distinct ids with a publish.ok confirmed=true
+    acknowledged: int = 0  # distinct ids with any publish.ok (what the application was told)
+    delivered: int = 0  # distinct ids delivered to the clients under test
+    drained: int = 0  # distinct ids found by the harness's drain reader
+    lost: int = 0  # acknowledged, never delivered nor drained
+    lost_confirmed: int = 0  # ... after a broker confirm
+    lost_unconfirmed: int = 0  # ... after an unconfirmed publish.ok only
+    stranded: int = 0  # published, found only by the drain
+    duplicated: int = 0  # deliveries beyond the first, over deliver events
+    duplicated_redelivery: int = 0  # ... broker redeliveries (flagged, or not explained by a re-send)
+    duplicated_resend: int = 0  # ... copies from a publisher re-send (redelivered=false, >1 invoke)
+    unexpected: int = 0  # delivered or drained, never published
+    recovered: int = 0  # no publish.ok (unknown outcome or failed) but delivered
+    reordered: int = 0  # first deliveries that came after a later-published message of their publisher
+
+
+class Timing(BaseModel):
+    """Fault-to-notice and heal-to-success times, seconds (None: no fault, or it never happened)."""
+
+    detection_s: float | None = None
+    recovery_s: float | None = None
+    detection_by_role: dict[str, float | None] = Field(default_factory=dict)
+    recovery_by_role: dict[str, float | None] = Field(default_factory=dict)
+    #: per process times and the fault windows they were measured against
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckResult(BaseModel):
+    """The verdict on one run and the evidence behind it.
+
+    ``reasons`` is empty only on ``pass``. On ``fail`` it lists what proves the failure first, then
+    anything that also made the history incomplete. ``notes`` are findings that do not change the
+    verdict (duplicates, reordering, recovered messages). ``examples`` holds example ids per
+    category (lost_confirmed, lost_unconfirmed, stranded, unexpected, duplicated, reordered,
+    recovered, ...).
+    """
+
+    verdict: Verdict
+    reasons: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    counts: Counts = Field(default_factory=Counts)
+    timing: Timing = Field(default_factory=Timing)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    examples: dict[str, list[str]] = Field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (what results.json stores)."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,66 @@
+"""asyncio plumbing shared by the aio-pika and aioamqp strategies.
+
+SIGTERM arrives as ``ctx.stopping`` (a threading.Event set by the signal handler); an asyncio
+strategy cannot block on it, so a watcher task polls it and first lets the strategy finish
+on its own (publishers stop between messages, so every invoke gets its outcome), then cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from harness.clients.protocol import ClientContext
+from harness.clients.strategies._common import Outbox, Schedule
+
+POLL_S = 0.1
+#: how long a strategy gets to return by itself after SIGTERM before it is cancelled
+SELF_STOP_S = 1.5
+
+
+async def until_stopping(ctx: ClientContext) -> None:
+    """Return once SIGTERM has been received."""
+    while not ctx.stopping.is_set():
+        await asyncio.sleep(POLL_S)
+
+
+def run(ctx: ClientContext, main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` until it returns, raises, or SIGTERM (+ grace) cancels it."""
+
+    async def supervise() -> None:
+        task = asyncio.ensure_future(main())
+        watcher = asyncio.ensure_future(until_stopping(ctx))
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=SELF_STOP_S)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        watcher.cancel()
+        task.result()  # re-raise the strategy's error: the client gave up
+
+    asyncio.run(supervise())
+
+
+class AsyncOutbox:
+    """:class:`Outbox` for asyncio: re-sends first, fresh ids paced with ``asyncio.sleep``."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.box = Outbox(ctx, paced=False)
+        self.schedule = Schedule(ctx.cfg.rate)
+
+    async def next(self) -> str | None:
+        if self.box.pending_retries or self.ctx.stopping.is_set():
+            return self.box.next()
+        delay = self.schedule.delay()
+        if delay:
+            await asyncio.sleep(delay)
+        self.schedule.advance()
+        return self.box.next()
+
+    def retry_first(self, mid: str) -> None:
+        self.box.retry_first(mid)

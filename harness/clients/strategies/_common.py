@@ -1,0 +1,157 @@
+"""Helpers shared by the reference strategies, so each strategy module holds only what makes it
+different (its library calls and its recovery policy), and the event spelling lives in one place.
+
+Not a strategy itself: it defines no ``NAME``, so the registry skips it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from harness.clients.protocol import ClientContext
+
+
+def describe(exc: BaseException) -> str:
+    """One-line error text for history events: the type name tells pika's many
+    ``AMQPConnectionError`` subclasses apart, and some of them have an empty ``str()``."""
+    text = str(exc) or repr(exc.args)
+    return f"{type(exc).__name__}: {text}"
+
+
+def body_id(body: bytes | str) -> str:
+    """The message id carried as the body (protocol: body = id as UTF-8)."""
+    return body.decode("utf-8", errors="replace") if isinstance(body, bytes | bytearray) else str(body)
+
+
+def record_delivery(ctx: ClientContext, body: bytes | str, redelivered: bool, work: bool = True) -> str:
+    """Write ``deliver`` for a received message, then do the workload's ``work_s`` of processing
+    (blocking, as synchronous consumers do; asyncio strategies pass ``work=False`` and await
+    :func:`work_async` instead, so the event loop keeps serving heartbeats). Returns the id."""
+    mid = body_id(body)
+    ctx.event("deliver", id=mid, redelivered=bool(redelivered))
+    if work and ctx.cfg.work_s > 0:
+        ctx.stopping.wait(ctx.cfg.work_s)
+    return mid
+
+
+async def work_async(ctx: ClientContext) -> None:
+    if ctx.cfg.work_s > 0:
+        import asyncio
+
+        await asyncio.sleep(ctx.cfg.work_s)
+
+
+def sleep_unless_stopping(ctx: ClientContext, seconds: float) -> bool:
+    """Sleep (reconnect back-off) but wake at once on SIGTERM. Returns True if stopping."""
+    return ctx.stopping.wait(max(0.0, seconds))
+
+
+class Outbox:
+    """The publisher's to-do list: fresh ids (paced) plus ids that must be re-sent.
+
+    Recovering publishers re-publish whatever has no accepted outcome after a reconnect or a
+    nack; re-sends go first and are not paced (they are owed, not new load). ``next()`` returns
+    None when every id has been taken and nothing waits for a re-send, or when stopping.
+    """
+
+    def __init__(self, ctx: ClientContext, paced: bool = True) -> None:
+        self.ctx = ctx
+        # paced=False: the caller paces with a Schedule (event loops must not block in paced())
+        self._fresh: Iterator[str] = ctx.paced(ctx.ids()) if paced else ctx.ids()
+        self._retry: deque[str] = deque()
+
+    def next(self) -> str | None:
+        if self.ctx.stopping.is_set():
+            return None
+        if self._retry:
+            return self._retry.popleft()
+        return next(self._fresh, None)
+
+    def retry(self, *ids: str) -> None:
+        """Queue ids for a re-send (in order, ahead of fresh ones)."""
+        self._retry.extend(ids)
+
+    def retry_first(self, *ids: str) -> None:
+        """Put ids back at the head (the one that was in flight goes before older re-sends)."""
+        self._retry.extendleft(reversed(ids))
+
+    @property
+    def pending_retries(self) -> int:
+        return len(self._retry)
+
+
+class Schedule:
+    """``ClientContext.paced``'s schedule without the blocking wait, for event-loop clients
+    (asyncio, pika's SelectConnection) that must sleep with their loop's own timer."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_t = time.monotonic()
+
+    def delay(self) -> float:
+        """Seconds to wait before the next fresh id may go (0 = now). Same no-burst rule as
+        ``paced``: after falling behind by more than one interval, restart from now."""
+        if self.interval == 0:
+            return 0.0
+        now = time.monotonic()
+        if self.next_t > now:
+            return self.next_t - now
+        if now - self.next_t > self.interval:
+            self.next_t = now
+        return 0.0
+
+    def advance(self) -> None:
+        self.next_t += self.interval
+
+
+class LossTracker:
+    """Turns kombu's per-attempt errbacks into one ``conn.lost`` per outage and one
+    ``conn.open`` per revival (the history wants state changes, not every refused attempt), and
+    ignores the close the client itself asked for."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.down = True  # no connection yet: a failed first attempt loses nothing
+        #: set before the client's own close, which is not a loss
+        self.closing = False
+
+    def lost(self, exc: BaseException) -> bool:
+        """Record a loss; returns True if this error began a new outage."""
+        new = not self.down and not self.closing and not self.ctx.stopping.is_set()
+        if new:
+            self.ctx.event("conn.lost", error=describe(exc))
+            self.down = True
+        return new
+
+    def opened(self) -> None:
+        self.down = False
+        self.ctx.event("conn.open")
+
+
+def reconnect_loop(ctx: ClientContext, connect: Callable[[], Any], delay_s: float,
+                   retry_on: tuple[type[BaseException], ...]) -> Any | None:
+    """Call ``connect`` until it succeeds (returns its result) or SIGTERM (returns None).
+
+    Each failure waits ``delay_s``: without a delay a refused connection (broker down) spins the
+    CPU, which the harness would then measure as the client's behaviour.
+    """
+    while not ctx.stopping.is_set():
+        try:
+            return connect()
+        except retry_on:
+            if sleep_unless_stopping(ctx, delay_s):
+                return None
+    return None
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

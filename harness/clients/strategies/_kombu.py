@@ -1,0 +1,120 @@
+"""kombu helpers shared by the kombu strategies: one way to build the Connection, the queue, the
+message callback, and the publisher (Producer.publish with a retry policy and confirms).
+
+kombu retries inside the library (``Connection.ensure``), so the history hooks are kombu's own
+callbacks: ``errback`` (an error; also our chance to stop on SIGTERM, since the retry sleep is
+otherwise uninterruptible), ``on_revive`` (reconnected; the re-send follows at once) and
+``callback`` (called about once a second while it waits to reconnect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import kombu
+from kombu import Connection, Producer, Queue
+
+from harness.clients.protocol import ClientContext
+from harness.clients.strategies._common import LossTracker, Outbox, describe, record_delivery
+
+#: knobs shared by the kombu strategies. heartbeat: kombu's own default is 0 (off); 60 is what
+#: RabbitMQ proposes and what the drain-loop pattern exists to service. The retry policy values
+#: are Connection.ensure's defaults (retry forever, 1 s apart).
+KOMBU_PARAMS: dict[str, Any] = {"heartbeat": 60, "prefetch": 100, "confirm_publish": True,
+                                "max_retries": None, "interval_start": 1.0, "interval_step": 1.0,
+                                "interval_max": 1.0}
+
+
+class Stopped(Exception):
+    """Raised from a kombu callback to leave a retry loop on SIGTERM."""
+
+
+def connection(ctx: ClientContext) -> Connection:
+    p = ctx.cfg.param
+    return Connection(ctx.cfg.amqp_url, heartbeat=float(p("heartbeat", KOMBU_PARAMS["heartbeat"])),
+                      transport_options={
+                          "confirm_publish": bool(p("confirm_publish", KOMBU_PARAMS["confirm_publish"])),
+                          "client_properties": {"connection_name": ctx.cfg.connection_name},
+                      })
+
+
+def queue(ctx: ClientContext) -> Queue:
+    """The run's queue as the harness declares it (durable, no arguments), on the default exchange."""
+    return Queue(ctx.cfg.queue, durable=True, routing_key=ctx.cfg.queue)
+
+
+def retry_policy(ctx: ClientContext) -> dict[str, Any]:
+    p = ctx.cfg.param
+    return {k: p(k, KOMBU_PARAMS[k]) for k in ("max_retries", "interval_start", "interval_step", "interval_max")}
+
+
+def check_stopping(ctx: ClientContext) -> Callable[..., None]:
+    def check(*_a: Any) -> None:
+        if ctx.stopping.is_set():
+            raise Stopped("SIGTERM")
+    return check
+
+
+def acking_on_message(ctx: ClientContext) -> Callable[[kombu.Message], None]:
+    """Raw-message callback (no deserialisation: the body is the id): deliver, ack."""
+
+    def on_message(message: kombu.Message) -> None:
+        mid = record_delivery(ctx, message.body, bool(message.delivery_info.get("redelivered")))
+        message.ack()
+        ctx.event("ack", id=mid)
+
+    return on_message
+
+
+def publisher(ctx: ClientContext) -> None:
+    """Producer.publish(retry=True, retry_policy=...) with confirm_publish: kombu reconnects and
+    re-sends inside publish(); errback/on_revive write the unknown outcome, the loss, the reopen
+    and the re-send's invoke. A nack (amqp's MessageNacked) is a publish.fail and is re-sent; a
+    retry policy that runs out (max_retries) ends the process."""
+    confirmed = bool(ctx.cfg.param("confirm_publish", KOMBU_PARAMS["confirm_publish"]))
+    conn = connection(ctx)
+    tracker = LossTracker(ctx)
+    stop = check_stopping(ctx)
+    outbox = Outbox(ctx)
+    current: list[str] = []  # the id inside publish(), for the callbacks
+
+    def errback(exc: BaseException, _interval: float) -> None:
+        if tracker.lost(exc) and current:
+            ctx.event("publish.info", id=current[0], error=describe(exc))
+        stop()
+
+    def on_revive(_channel: Any) -> None:
+        tracker.opened()
+        if current:
+            ctx.event("publish.invoke", id=current[0])
+
+    try:
+        conn.ensure_connection(errback=errback, callback=stop, **retry_policy(ctx))
+        tracker.opened()
+        producer = Producer(conn)
+        q = queue(ctx)
+        while (mid := outbox.next()) is not None:
+            current[:] = [mid]
+            ctx.event("publish.invoke", id=mid)
+            try:
+                producer.publish(mid.encode(), routing_key=ctx.cfg.queue, declare=[q], delivery_mode=2,
+                                 content_type="application/octet-stream", content_encoding="binary",
+                                 retry=True, retry_policy={**retry_policy(ctx), "errback": errback,
+                                                           "on_revive": on_revive})
+            except Stopped:
+                ctx.event("publish.info", id=mid, error="stopped by SIGTERM while reconnecting")
+                return
+            except Exception as exc:
+                if type(exc).__name__ == "MessageNacked":
+                    ctx.event("publish.fail", id=mid, error=describe(exc))
+                    outbox.retry_first(mid)
+                    continue
+                ctx.event("publish.info", id=mid, error=describe(exc))
+                tracker.lost(exc)
+                raise
+            ctx.event("publish.ok", id=mid, confirmed=confirmed)
+    except Stopped:
+        return
+    finally:
+        conn.release()

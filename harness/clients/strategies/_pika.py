@@ -1,0 +1,213 @@
+"""pika helpers shared by the pika strategies (BlockingConnection flavours).
+
+Kept apart from the strategies so that each strategy file shows only its recovery policy, and
+so that every pika connection is made the same way: parameters from the run's AMQP URL, the
+heartbeat and blocked-timeout knobs set on the parameters object (not the URL), the connection
+named ``<run_id>/<proc>``, and connection.blocked reported as history events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from harness.clients.protocol import ClientContext
+from harness.clients.strategies._common import (
+    Outbox,
+    describe,
+    reconnect_loop,
+    record_delivery,
+    sleep_unless_stopping,
+)
+
+#: the knobs every pika strategy exposes, with pika's own defaults (heartbeat: the broker
+#: proposes 60 s and pika accepts it; blocked_connection_timeout: None = wait forever)
+PIKA_PARAMS: dict[str, Any] = {"heartbeat": 60, "blocked_connection_timeout": None}
+
+#: how long one process_data_events() call may block: the bound on SIGTERM latency
+POLL_S = 0.2
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)  # persistent: written to disk by a durable queue
+TRANSIENT = pika.BasicProperties()  # delivery_mode unset = transient, as in the tutorials
+
+
+def parameters(ctx: ClientContext) -> pika.URLParameters:
+    """Connection parameters for this client: URL + knobs + connection name."""
+    params = pika.URLParameters(ctx.cfg.amqp_url)
+    params.heartbeat = ctx.cfg.param("heartbeat", PIKA_PARAMS["heartbeat"])
+    params.blocked_connection_timeout = ctx.cfg.param(
+        "blocked_connection_timeout", PIKA_PARAMS["blocked_connection_timeout"])
+    params.client_properties = {"connection_name": ctx.cfg.connection_name}
+    return params
+
+
+def connect(ctx: ClientContext) -> pika.BlockingConnection:
+    """Open a BlockingConnection, report connection.blocked, and write ``conn.open``."""
+    conn = pika.BlockingConnection(parameters(ctx))
+    conn.add_on_connection_blocked_callback(lambda _c, _m: ctx.event("conn.blocked"))
+    conn.add_on_connection_unblocked_callback(lambda _c, _m: ctx.event("conn.unblocked"))
+    ctx.event("conn.open")
+    return conn
+
+
+def declare(channel: BlockingChannel, queue: str) -> None:
+    """Declare the run's queue exactly as the harness does (durable, no arguments): any other
+    arguments would make the broker refuse the declare with PRECONDITION_FAILED."""
+    channel.queue_declare(queue=queue, durable=True)
+
+
+def close_quietly(conn: pika.BlockingConnection | None) -> None:
+    """Close a connection that may already be dead; errors here say nothing new."""
+    if conn is not None and conn.is_open:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def acking_callback(ctx: ClientContext) -> Callable[..., None]:
+    """The on_message callback of the blocking consumers: ``deliver``, basic.ack, ``ack``."""
+
+    def on_message(channel: BlockingChannel, method: Any, _props: Any, body: bytes) -> None:
+        mid = record_delivery(ctx, body, method.redelivered)
+        channel.basic_ack(delivery_tag=method.delivery_tag)
+        ctx.event("ack", id=mid)
+
+    return on_message
+
+
+def start_consumer(ctx: ClientContext, conn: pika.BlockingConnection,
+                   on_message: Callable[..., None] | None = None) -> BlockingChannel:
+    """Channel with the prefetch knob, the queue declared, a manual-ack consumer registered."""
+    channel = conn.channel()
+    channel.basic_qos(prefetch_count=int(ctx.cfg.param("prefetch", 100)))
+    declare(channel, ctx.cfg.queue)
+    channel.basic_consume(queue=ctx.cfg.queue, on_message_callback=on_message or acking_callback(ctx),
+                          auto_ack=False)
+    return channel
+
+
+def pump_until_stopping(ctx: ClientContext, conn: pika.BlockingConnection) -> None:
+    """Dispatch deliveries until SIGTERM. Not ``start_consuming()``: that only returns when a
+    callback calls stop_consuming, so a signal could not stop it promptly. Library errors
+    propagate to the strategy, whose recovery policy is the thing under test."""
+    while not ctx.stopping.is_set():
+        conn.process_data_events(time_limit=POLL_S)
+
+
+# ---- the two recovery loops the reconnecting pika strategies share --------------------------
+# Strategies differ in which errors they reconnect on, whether they use confirms, how long they
+# wait, and (consumers) what they do with a message; the loops themselves are written once.
+
+Errors = tuple[type[BaseException], ...]
+#: pika-recover's choice: anything the library raises about connection or channel, plus socket
+#: errors that escape pika on some platforms
+ANY_ERROR: Errors = (pika.exceptions.AMQPError, OSError)
+
+
+def _open_publishing(ctx: ClientContext, confirm: bool) -> tuple[pika.BlockingConnection, BlockingChannel]:
+    conn = connect(ctx)
+    try:
+        channel = conn.channel()
+        declare(channel, ctx.cfg.queue)
+        if confirm:
+            channel.confirm_delivery()
+    except BaseException:
+        close_quietly(conn)
+        raise
+    return conn, channel
+
+
+def publish_loop(ctx: ClientContext, *, confirm: bool, properties: pika.BasicProperties, delay: float,
+                 reconnect_on: Errors = ANY_ERROR) -> None:
+    """Publish every id until each has an accepted outcome (or SIGTERM), reconnecting after
+    ``reconnect_on`` errors and re-publishing the message that was in flight (and, with
+    confirms, a nacked one). Any other error is recorded and raised: the client gives up.
+
+    With confirms, BlockingChannel.basic_publish waits for the broker's ack or nack, so one
+    message is in flight at a time and "in flight" is exactly "not confirmed". Without
+    confirms, ``publish.ok`` (confirmed: false) only means the bytes reached pika's socket:
+    what the broker had not yet written is lost silently at a restart, as users experience it.
+    """
+    outbox = Outbox(ctx)
+    conn: pika.BlockingConnection | None = None
+    channel: BlockingChannel | None = None
+    try:
+        while True:
+            if conn is None or channel is None:
+                opened = reconnect_loop(ctx, lambda: _open_publishing(ctx, confirm), delay, reconnect_on)
+                if opened is None:
+                    return  # SIGTERM while reconnecting
+                conn, channel = opened
+            mid = outbox.next()
+            if mid is None:
+                return
+            try:
+                publish_one(ctx, channel, mid, properties, confirm)
+            except pika.exceptions.NackError as exc:
+                ctx.event("publish.fail", id=mid, error=describe(exc))
+                outbox.retry_first(mid)
+                continue
+            except reconnect_on as exc:
+                # connection (or channel) gone before the confirm came: outcome unknown
+                ctx.event("publish.info", id=mid, error=describe(exc))
+                ctx.event("conn.lost", error=describe(exc))
+                outbox.retry_first(mid)
+                close_quietly(conn)
+                conn = channel = None
+                if sleep_unless_stopping(ctx, delay):
+                    return
+                continue
+            except BaseException as exc:
+                ctx.event("publish.info", id=mid, error=describe(exc))
+                ctx.event("conn.lost", error=describe(exc))
+                raise
+    finally:
+        close_quietly(conn)
+
+
+def publish_one(ctx: ClientContext, channel: BlockingChannel, mid: str, properties: pika.BasicProperties,
+                confirmed: bool) -> None:
+    """``publish.invoke``, basic.publish to the queue, ``publish.ok``; errors propagate (the
+    caller knows whether they mean "unknown" or "failed" under its policy)."""
+    ctx.event("publish.invoke", id=mid)
+    channel.basic_publish(exchange="", routing_key=ctx.cfg.queue, body=mid.encode(), properties=properties)
+    ctx.event("publish.ok", id=mid, confirmed=confirmed)
+
+
+def lost(ctx: ClientContext, conn: pika.BlockingConnection | None, exc: BaseException) -> None:
+    """``conn.lost`` only for a connection that had opened: a refused reconnect attempt (broker
+    still down) lost nothing, and one event per attempt would drown the timeline."""
+    if conn is not None:
+        if isinstance(exc, pika.exceptions.ConsumerCancelled):
+            ctx.event("consume.cancelled", error=describe(exc))
+        else:
+            ctx.event("conn.lost", error=describe(exc))
+
+
+def consume_loop(ctx: ClientContext, *, delay: float, reconnect_on: Errors,
+                 on_message: Callable[[pika.BlockingConnection], Callable[..., None]] | None = None,
+                 after_close: Callable[[], None] | None = None) -> None:
+    """Consume until SIGTERM; reconnect (after ``delay``) on ``reconnect_on`` errors, record and
+    raise any other library error. ``on_message(conn)`` builds the message callback for each
+    new connection (default: ack in the callback); ``after_close`` runs after each connection
+    is closed (e.g. to join worker threads)."""
+    while not ctx.stopping.is_set():
+        conn: pika.BlockingConnection | None = None
+        try:
+            conn = connect(ctx)
+            start_consumer(ctx, conn, on_message(conn) if on_message else None)
+            pump_until_stopping(ctx, conn)
+        except reconnect_on as exc:
+            lost(ctx, conn, exc)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            lost(ctx, conn, exc)
+            raise
+        finally:
+            close_quietly(conn)
+            if after_close is not None:
+                after_close()
+        sleep_unless_stopping(ctx, delay)
