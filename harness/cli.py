@@ -22,8 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Chaos tests for RabbitMQ clients: real broker, real faults, every message checked.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (not part of CI): proxy, checker.")
 app.add_typer(bench_app, name="bench")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # options shared by run and matrix; None means "not given": the config file or default applies
 ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file [default: [tool.rabbit-chaos] "
@@ -281,3 +281,52 @@ def faults_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
                       ", ".join(f"{k}: {v['type']} = {v['default']}" for k, v in r["params"].items()),
                       ", ".join(r["needs"]))
     console.print(table)
+
+
+def _emit(doc: dict[str, Any]) -> None:
+    """Benchmarks print one JSON line on stdout (machine-readable), nothing else."""
+    print(json.dumps(doc, default=str), flush=True)
+
+
+@bench_app.command("checker")
+def bench_checker(
+    events: Annotated[int, typer.Option(help="history size N (t(2N)/t(N) is measured too)")] = 1_000_000,
+    repeat: Annotated[int, typer.Option(help="best of R timings")] = 3,
+) -> None:
+    """Checker throughput: events/s on an N-event history, and t(2N)/t(N). Goal: >= 1 M/s, <= 2.1."""
+    from harness.checker.bench import bench
+
+    _emit({"bench": "checker", **bench(events, repeat=repeat)})
+
+
+@bench_app.command("proxy")
+def bench_proxy(
+    seconds: Annotated[float, typer.Option(help="seconds per measurement")] = 10.0,
+    state_dir: StateDir = None, base_port: BasePort = None,
+) -> None:
+    """Proxy transparency: AMQP confirmed publish and bulk TCP through the proxy ÷ direct, one run."""
+    from harness.env.environment import Environment
+    from harness.proxy.bench import bench_amqp, bench_tcp
+
+    with Environment(state_dir, base_port) as env:
+        url = env.proxy_server.url if env.proxy_server else None
+        amqp = bench_amqp("127.0.0.1", env.broker.amqp_port, seconds=seconds, url=url)
+        tcp = bench_tcp(seconds=seconds / 2, url=url)
+    _emit({"bench": "proxy", "amqp": amqp, "tcp": tcp, "toxiproxy": env.versions().get("toxiproxy")})
+
+
+@bench_app.command("soak")
+def bench_soak(
+    seconds: Annotated[float, typer.Option(help="how long to add/remove toxics under traffic")] = 600.0,
+) -> None:
+    """Proxy soak: toxics added and removed every second under traffic; max API latency and leaks."""
+    from harness.proxy.bench import soak
+
+    _emit({"bench": "soak", **soak(seconds)})
+
+
+@bench_app.command("all")
+def bench_all() -> None:
+    """Every benchmark except the 10-minute soak (run `bench soak` for that)."""
+    bench_checker(events=1_000_000, repeat=3)
+    bench_proxy(seconds=10.0, state_dir=None, base_port=None)

@@ -124,6 +124,7 @@ class _KernelSetup:
 
         self.netns.create()
         roles = list(targets)
+        log.parent.mkdir(parents=True, exist_ok=True)
         out = open(log, "ab")  # noqa: SIM115
         self.relay = subprocess.Popen(
             [sys.executable, "-m", "harness.env.nsrelay", "--netns", self.netns.path,
