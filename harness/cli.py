@@ -107,7 +107,11 @@ def _environment(cfg: Any) -> Any:
 
 @app.command()
 def run(
-    client: Annotated[str, typer.Option(help="reference strategy (see `rabbit-chaos clients`)")],
+    client: Annotated[str | None, typer.Option(help="reference strategy (see `rabbit-chaos clients`), or your "
+                                                    "Python client as package.module:attr")] = None,
+    client_cmd: Annotated[str | None, typer.Option(
+        help="your own client in any language: the command that starts it (docs/client-protocol.md); "
+             "--client labels it")] = None,
     fault: Annotated[str, typer.Option(help="fault, optionally with parameters: name:key=value,...")] = "none",
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
@@ -115,6 +119,7 @@ def run(
     config_file: ConfigFile = None,
 ) -> None:
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
+    from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
     from harness.engine import RunSpec, run_cell
     from harness.faults.registry import parse as parse_fault
@@ -123,14 +128,19 @@ def run(
         cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, work=work, seed=seed,
                       reports_dir=reports_dir, state_dir=state_dir, base_port=base_port, params=_params(param),
                       backend=backend, amqp_url=amqp_url, management_url=management_url)
-        get_client(client)
+        if client is None and client_cmd is None:
+            raise ChaosError("no client given", "pass --client NAME (see `rabbit-chaos clients`) or --client-cmd CMD")
+        command = command_for(client_cmd) if client_cmd else None
+        label = client or "custom"
+        if command is None:
+            get_client(label)
         parse_fault(fault)
         cfg.reports_dir.mkdir(parents=True, exist_ok=True)
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
-            spec = RunSpec(client=client, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
+            spec = RunSpec(client=label, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
                            warmup_s=cfg.warmup, fault_s=cfg.fault_for, work_s=cfg.work, params=cfg.params)
-            doc = run_cell(env, spec, cfg.reports_dir)
+            doc = run_cell(env, spec, cfg.reports_dir, command=command)
     except ChaosError as exc:
         _fail(exc)
         return
@@ -145,12 +155,15 @@ def matrix(
     faults: Annotated[str | None, typer.Option(help="comma-separated faults "
                                                     "[default: none,broker-restart,connection-cut]")] = None,
     repeat: Annotated[int | None, typer.Option(help="runs per cell [default: 1]")] = None,
+    client_cmd: Annotated[list[str] | None, typer.Option(help="your own client: LABEL=COMMAND (repeatable); "
+                                                               "adds a row LABEL to the matrix")] = None,
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
     config_file: ConfigFile = None,
 ) -> None:
     """Run every client × fault cell on one broker, print the table, write report.html."""
+    from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
     from harness.faults.registry import parse as parse_fault
     from harness.matrix import cells, run_matrix
@@ -161,8 +174,17 @@ def matrix(
                       state_dir=state_dir,
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
                       management_url=management_url)
+        for item in client_cmd or []:
+            label, eq, cmdline = item.partition("=")
+            if not eq or not label or not cmdline:
+                raise ChaosError(f"--client-cmd {item!r} is not LABEL=COMMAND",
+                                 'e.g. --client-cmd "mine=node client.js"')
+            cfg.client_cmds[label] = cmdline
         for c in cfg.clients:  # validate everything before booting anything
-            get_client(c)
+            if c not in cfg.client_cmds:
+                get_client(c)
+        for cmdline in cfg.client_cmds.values():
+            command_for(cmdline)
         for f in cfg.faults:
             parse_fault(f)
         cfg.reports_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +217,7 @@ def matrix(
             res = run_matrix(env, cfg, progress=progress)
     finally:
         env.stop()
-    _print_table(res.docs, cfg.clients, cfg.faults)
+    _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults)
     if res.interrupted:
         console.print("[yellow]interrupted: finished cells kept[/]")
     if res.report is not None:

@@ -41,6 +41,8 @@ class ChaosConfig(BaseModel):
     amqp_url: str | None = Field(None, description="external backend; credentials may come from the environment")
     management_url: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="client strategy knobs")
+    client_cmds: dict[str, str] = Field(default_factory=dict,
+                                        description="label -> command line of a user's own client (any language)")
 
 
 def _table_from(path: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import results
+from harness.clients.registry import command_for
 from harness.config import ChaosConfig
 from harness.engine import RunSpec, run_cell
 from harness.env.environment import Environment
@@ -38,11 +39,11 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
-    return [(c, f, r) for c in cfg.clients for f in cfg.faults for r in range(cfg.repeat)]
+    clients = [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]]
+    return [(c, f, r) for c in clients for f in cfg.faults for r in range(cfg.repeat)]
 
 
-def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None,
-               command: list[str] | None = None) -> MatrixResult:
+def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None) -> MatrixResult:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
     out = cfg.reports_dir / matrix_id
@@ -60,7 +61,8 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
                            count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
                            work_s=cfg.work, params=cfg.params)
             try:
-                doc = run_cell(env, spec, out, command=command)
+                cmd = command_for(cfg.client_cmds[client]) if client in cfg.client_cmds else None
+                doc = run_cell(env, spec, out, command=cmd)
             except FaultUnavailable as exc:
                 res.unavailable.append({"client": client, "fault": fault, "reason": exc.problem})
                 emit("unavailable", {**info, "reason": exc.problem})

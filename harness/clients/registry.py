@@ -19,7 +19,6 @@ import pkgutil
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
-from types import ModuleType
 from typing import Any
 
 from harness.errors import ChaosError
@@ -32,6 +31,7 @@ class Strategy:
     description: str
     module: str
     params: dict[str, Any] = field(default_factory=dict)
+    attr: str | None = None  # user clients given as "package.module:attr"
 
     @property
     def version(self) -> str:
@@ -40,8 +40,10 @@ class Strategy:
         except metadata.PackageNotFoundError:
             return "unknown"
 
-    def load(self) -> ModuleType:
-        return importlib.import_module(self.module)
+    def load(self) -> Any:
+        """The object whose ``publisher``/``consumer`` functions run the roles."""
+        mod = importlib.import_module(self.module)
+        return getattr(mod, self.attr) if self.attr else mod
 
 
 @cache
@@ -64,7 +66,46 @@ def strategies() -> dict[str, Strategy]:
     return dict(sorted(found.items()))
 
 
+def from_entry(entry: str) -> Strategy:
+    """A user's Python client, "package.module:attr": attr (a module, class or object) has
+    ``publisher(ctx)`` and ``consumer(ctx)``, and optionally LIBRARY, DESCRIPTION, PARAMS."""
+    module, _, attr = entry.partition(":")
+    try:
+        obj: Any = getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
+    except (ImportError, AttributeError) as exc:
+        raise ChaosError(f"cannot load client {entry!r}: {exc}",
+                         "give an importable package.module:attr (is it on PYTHONPATH / installed?)") from None
+    missing = [r for r in ("publisher", "consumer") if not callable(getattr(obj, r, None))]
+    if missing:
+        raise ChaosError(f"client {entry!r} has no {' or '.join(missing)} function",
+                         "define publisher(ctx) and consumer(ctx) (see docs/client-protocol.md)")
+    return Strategy(name=entry, library=getattr(obj, "LIBRARY", "custom"),
+                    description=getattr(obj, "DESCRIPTION", f"user client {entry}"), module=module,
+                    params=dict(getattr(obj, "PARAMS", {})), attr=attr or None)
+
+
+def command_for(command_line: str) -> list[str]:
+    """Split a user's client command line and check its program exists (one clear error if not)."""
+    import os
+    import shlex
+    import shutil
+
+    try:
+        argv = shlex.split(command_line)
+    except ValueError as exc:
+        raise ChaosError(f"cannot parse --client-cmd {command_line!r}: {exc}", "quote it as a shell would") from None
+    if not argv:
+        raise ChaosError("--client-cmd is empty", 'give the command that starts your client, e.g. "node client.js"')
+    prog = argv[0]
+    if shutil.which(prog) is None and not ("/" in prog and os.access(prog, os.X_OK)):
+        raise ChaosError(f"client command {prog!r} not found or not executable",
+                         "give a program on PATH or a path to an executable")
+    return argv
+
+
 def get(name: str) -> Strategy:
+    if ":" in name:
+        return from_entry(name)
     all_ = strategies()
     if name not in all_:
         raise ChaosError(
