@@ -54,6 +54,8 @@ class RunSpec:
     #: consumer processing time per message (the same for every client, so cells compare)
     work_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    #: overrides of the checker's CheckOptions (e.g. {"hang_window_s": 5}); recorded in results
+    check_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def publish_timeout_s(self) -> float:
@@ -273,9 +275,9 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
             w.close()
 
     events, problems = merge(sorted(hist_dir.glob("*.jsonl")), run_dir / "history.jsonl")
-    from harness.checker import check
+    from harness.checker import CheckOptions, check
 
-    verdict = results.as_dict(check(events, problems))
+    verdict = results.as_dict(check(events, problems, CheckOptions(**spec.check_options)))
     if harness_error is not None and verdict["verdict"] == "pass":  # belt and braces: never a false pass
         verdict["verdict"] = "unknown"
     if harness_error is not None and harness_error not in verdict["reasons"]:
