@@ -28,7 +28,7 @@ from harness import __version__, results
 from harness.clients.protocol import ClientConfig
 from harness.clients.registry import get as get_strategy
 from harness.clients.supervisor import ClientProcess, HistoryTail, strategy_command
-from harness.env import trusted
+from harness.env import procs, trusted
 from harness.env.environment import Environment
 from harness.errors import FaultUnavailable, HarnessFailure
 from harness.faults.base import Fault, FaultContext, KernelLink
@@ -131,7 +131,7 @@ class _KernelSetup:
         self.relay = subprocess.Popen(
             [sys.executable, "-m", "harness.env.nsrelay", "--netns", self.netns.path,
              *[a for r in roles for a in ("--to", f"127.0.0.1:{targets[r]}")]],
-            stdout=subprocess.PIPE, stderr=out, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=out, text=True, start_new_session=True, preexec_fn=procs.die_with_parent)
         out.close()
         line = self.relay.stdout.readline().split()
         if not line or line[0] != "ready":
@@ -200,7 +200,7 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
                 id_prefix=f"p{index}-", grace_s=spec.grace_s, work_s=spec.work_s, params=spec.params,
             )
             cmd = prefix + (command or strategy_command(spec.client))
-            clients.append(ClientProcess(cfg, cmd, run_dir, harness))
+            clients.append(ClientProcess(cfg, cmd, run_dir, harness, env.client_record))
         consumer, publisher = clients
         tails = {c.proc: HistoryTail(Path(c.cfg.history)) for c in clients}
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from harness.clients.protocol import CONFIG_ENV, ClientConfig
+from harness.env import procs
 from harness.history import HistoryWriter
 
 
@@ -28,13 +29,15 @@ def strategy_command(strategy: str) -> list[str]:
 
 
 class ClientProcess:
-    def __init__(self, cfg: ClientConfig, command: list[str], run_dir: Path, writer: HistoryWriter) -> None:
+    def __init__(self, cfg: ClientConfig, command: list[str], run_dir: Path, writer: HistoryWriter,
+                 record: procs.PidRecord | None = None) -> None:
         self.cfg = cfg
         self.command = command
         self.config_path = run_dir / "config" / f"{cfg.proc}.json"
         self.log_path = run_dir / "logs" / f"{cfg.proc}.log"
         self.popen: subprocess.Popen[bytes] | None = None
         self.writer = writer
+        self.record = record  # so a killed harness's clients are reaped by the next run
         self.terminated_by_us = False
         self.killed_by_us = False
         self.abort_reason: str | None = None
@@ -55,9 +58,12 @@ class ClientProcess:
         self.popen = subprocess.Popen(
             [*self.command, "--config", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=procs.die_with_parent,
         )
         log.close()
+        if self.record is not None:
+            self.record.add(self.proc + "@" + self.cfg.run_id, self.popen.pid, str(self.config_path),
+                            pgid=self.popen.pid)
         threading.Thread(target=self._watch, name=f"watch-{self.proc}", daemon=True).start()
 
     def _watch(self) -> None:
@@ -76,6 +82,8 @@ class ClientProcess:
             expected = self.cfg.role == "publisher" and code == 0
             note = "finished" if expected else "exited on its own"
         self.writer.write("proc.exit", target=self.proc, code=code, expected=expected, note=note)
+        if self.record is not None:
+            self.record.remove(self.proc + "@" + self.cfg.run_id)
         self.exited.set()
 
     def returncode(self) -> int | None:

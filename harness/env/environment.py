@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness.env import procs
 from harness.env.local import DEFAULT_BASE_PORT, LocalBroker
 from harness.env.toxiproxy import ToxiproxyClient, ToxiproxyServer, find_or_start_server
 from harness.errors import ChaosError
@@ -62,12 +63,18 @@ class Environment:
         self.broker: Any = make_broker(backend, self.state_dir, self.base_port, amqp_url, management_url)
         self.proxy_server: ToxiproxyServer | None = None
         self.toxiproxy: ToxiproxyClient | None = None
+        self.client_record = procs.PidRecord(self.state_dir / "clients.json")
 
     def start(self) -> Environment:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             with contextlib.suppress(ValueError):  # not in the main thread
                 signal.signal(signal.SIGTERM, _sigterm_to_exit)
         try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.client_record.reap()  # client processes of a killed earlier run
+            from harness.env.netns import NetnsRecord
+
+            NetnsRecord(self.state_dir).reap()  # and its network namespaces (with their iptables rules)
             self.broker.start()
             if self.backend == "compose":
                 url = os.environ.get("TOXIPROXY_URL", self.broker.toxiproxy_url)

@@ -163,7 +163,7 @@ class LocalBroker:
         self._epmd = subprocess.Popen(
             [find_epmd(), "-port", str(self.ports.epmd), "-address", "127.0.0.1"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=self.env(),
+            start_new_session=True, env=self.env(), preexec_fn=procs.die_with_parent,
         )
         self.record.add("epmd", self._epmd.pid, f"-port {self.ports.epmd}", pgid=self._epmd.pid)
         deadline = time.monotonic() + 10

@@ -19,6 +19,16 @@ from pathlib import Path
 from harness.errors import ChaosError
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for processes we spawn: the kernel SIGKILLs them if the harness dies, even by
+    SIGKILL (PR_SET_PDEATHSIG survives exec). Only for direct children that exec the real program;
+    the broker's wrapper forks beam, so the broker relies on pid-record reaping instead."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

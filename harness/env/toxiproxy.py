@@ -31,6 +31,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from harness.env import procs
+
 try:  # only for exception compatibility; see the module docstring
     from toxiproxy import exceptions as _tp_exc
 except ImportError:  # pragma: no cover - the library is a declared dependency
@@ -290,9 +292,10 @@ def start_server(binary: list[str] | None, state_dir: Path, port: int | None = N
         log_path = state_dir / "toxiproxy.log"
         with open(log_path, "ab") as log_fh:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
-                                    start_new_session=True, cwd=_repo_root() if not binary else None)
+                                    start_new_session=True, cwd=_repo_root() if not binary else None,
+                                    preexec_fn=procs.die_with_parent)
         pid_file = state_dir / PID_FILE
-        pid_file.write_text(f"{proc.pid}\n")
+        pid_file.write_text(f"{proc.pid} {os.getpid()}\n")  # the proxy, and who owns it
         url = f"http://{host}:{p}"
         try:
             version = wait_ready(url, READY_TIMEOUT, proc)
@@ -330,13 +333,19 @@ def wait_ready(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = 
 
 
 def reap_stale(state_dir: Path) -> bool:
-    """Kill a proxy that a killed earlier run left behind (its pid file is still there and the
-    process's /proc/<pid>/cmdline shows it is a Toxiproxy of ours). Returns True if one was."""
+    """Kill a proxy that a killed earlier run left behind: its pid file is still there, the
+    process's /proc/<pid>/cmdline shows it is a Toxiproxy of ours, and the harness process that
+    started it (second field of the pid file) is gone, so a run sharing the state directory is
+    never robbed of its live proxy. Returns True if one was killed."""
     pid_file = Path(state_dir) / PID_FILE
     try:
-        pid = int(pid_file.read_text().split()[0])
+        fields = pid_file.read_text().split()
+        pid = int(fields[0])
+        owner = int(fields[1]) if len(fields) > 1 else None
     except (OSError, ValueError, IndexError):
         return False
+    if owner is not None and owner != os.getpid() and _alive(owner):
+        return False  # a live run's proxy, not a leftover
     reaped = False
     if _is_ours(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -351,6 +360,17 @@ def reap_stale(state_dir: Path) -> bool:
     return reaped
 
 
+def _alive(pid: int) -> bool:
+    return _proc_state(pid) not in (None, "Z")
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _is_ours(pid: int) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -362,11 +382,7 @@ def _is_ours(pid: int) -> bool:
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return True
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if not _alive(pid):
             return True
         time.sleep(0.02)
     return False

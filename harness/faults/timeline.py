@@ -174,13 +174,13 @@ class Timeline:
         """One line for the report, e.g. "latency:latency_ms=200 1→4 s; reset-peer 6→7 s (seed 7)"."""
         if not self.windows:
             return "no fault"
-        text = "; ".join(f"{w.label} {w.start:g}→{w.stop:g} s" for w in self.windows)
+        text = "; ".join(f"{w.label} {_s(w.start)}→{_s(w.stop)} s" for w in self.windows)
         return text + (f" (seed {self.seed})" if self.seed is not None else "")
 
     def spec(self) -> str:
         """The explicit string form (cycles and random schedules expanded): parses back to the
         same timeline, so results can record exactly what ran."""
-        return ",".join(f"{w.label}@{w.start:g}+{w.hold:g}" for w in self.windows)
+        return ",".join(f"{w.label}@{_s(w.start)}+{_s(w.hold)}" for w in self.windows)
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "spec": self.spec(), "seed": self.seed, "length_s": self.length_s,
@@ -243,6 +243,11 @@ class Timeline:
                 continue
             nemesis.write("fault.stop", fault=w.fault.name, window=window, early=True)
         return errors
+
+
+def _s(seconds: float) -> str:
+    """Seconds as users write them: no float noise (4.8999999 -> 4.9), no exponent, ms precision."""
+    return f"{round(seconds, 3):.15g}"
 
 
 # ---- validation ------------------------------------------------------------------------
@@ -325,7 +330,9 @@ def random_windows(faults: Sequence[str], seed: int, duration: float,
 # ---- the string form -------------------------------------------------------------------
 def _split_top(text: str) -> list[str]:
     """Split on commas outside parentheses; one clear error for unbalanced ones."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

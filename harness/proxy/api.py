@@ -90,7 +90,7 @@ class Api:
 
     def _route(self, req: Request) -> Any:
         seg, m = req.segments(), req.method
-        table: dict[tuple[str, ...], dict[str, Any]] = {}
+        table: dict[tuple[str, ...], Any] = {}
         if seg == ["version"]:
             table = {("GET",): self.version}
         elif seg == ["reset"]:

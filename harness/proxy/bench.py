@@ -164,21 +164,26 @@ def _amqp_publish(host: str, port: int, seconds: float) -> dict[str, float]:
 
 def bench_amqp(amqp_host: str, amqp_port: int, seconds: float = 10.0, url: str | None = None) -> dict[str, Any]:
     """pika BlockingConnection publishing with confirms (one at a time): msg/s and confirm
-    latency p50/p99, direct vs through the proxy, alternating to spread machine noise."""
+    latency p50/p99, direct vs through the proxy. Short rounds alternate the two paths and the
+    ratio is the median of per-round ratios, so a neighbour's CPU burst skews one round, not all.
+    """
+    rounds = max(2, int(seconds // 4))
+    per_run = seconds / (2 * rounds)
     with _server(url) as client, _proxy(client, f"{amqp_host}:{amqp_port}", "bench_amqp") as pport:
-        rounds = 2
         direct, proxied = [], []
         for _ in range(rounds):
-            direct.append(_amqp_publish(amqp_host, amqp_port, seconds / (2 * rounds)))
-            proxied.append(_amqp_publish("127.0.0.1", pport, seconds / (2 * rounds)))
+            direct.append(_amqp_publish(amqp_host, amqp_port, per_run))
+            proxied.append(_amqp_publish("127.0.0.1", pport, per_run))
         version = client.version()
 
     def merged(runs: list[dict[str, float]]) -> dict[str, float]:
-        return {k: round(statistics.mean(r[k] for r in runs), 3) for k in runs[0]}
+        return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
 
-    d, p = merged(direct), merged(proxied)
-    return {"server_version": version, "seconds": seconds, "direct": d, "proxied": p,
-            "ratio": round(p["msg_s"] / d["msg_s"], 3) if d["msg_s"] else None}
+    ratios = [p["msg_s"] / d["msg_s"] for d, p in zip(direct, proxied, strict=True) if d["msg_s"]]
+    return {"server_version": version, "seconds": seconds, "rounds": rounds,
+            "direct": merged(direct), "proxied": merged(proxied),
+            "ratio": round(statistics.median(ratios), 3) if ratios else None,
+            "round_ratios": [round(r, 3) for r in ratios]}
 
 
 # -- soak ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def resolve_listen(addr: str) -> str:
     except socket.gaierror as exc:
         raise errors.internal(f"listen tcp {addr}: {exc}") from None
     info.sort(key=lambda i: i[0] != socket.AF_INET)  # prefer IPv4 as Go does for "localhost"
-    return format_hostport(info[0][4][0], port)
+    return format_hostport(str(info[0][4][0]), port)
 
 
 def _bind(addr: str) -> socket.socket:

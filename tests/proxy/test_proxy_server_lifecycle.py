@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ def test_embedded_start_stop_is_idempotent(tmp_path: Path, monkeypatch: pytest.M
     assert server.kind == "embedded" and server.owned
     assert "rabbit-chaos" in server.version
     pid = server.proc.pid if server.proc else -1
-    assert (tmp_path / PID_FILE).read_text().strip() == str(pid)
+    assert (tmp_path / PID_FILE).read_text().split() == [str(pid), str(os.getpid())]
     with server.client() as c:
         assert c.version() == server.version
     server.stop()
@@ -84,11 +83,26 @@ def test_reap_stale_kills_only_our_proxy(tmp_path: Path) -> None:
     try:
         (tmp_path / PID_FILE).write_text(f"{stranger.pid}\n")
         assert reap_stale(tmp_path) is False
-        time.sleep(0.1)
-        assert stranger.poll() is None  # not ours: left alone
+        assert stranger.poll() is None  # not a proxy: left alone
     finally:
         stranger.kill()
         stranger.wait(5)
+
+
+def test_reap_stale_spares_a_live_runs_proxy(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(embedded_command("127.0.0.1", port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", 15, proc)
+        (tmp_path / PID_FILE).write_text(f"{proc.pid} {owner.pid}\n")  # another run, still alive
+        assert reap_stale(tmp_path) is False
+        assert proc.poll() is None
+    finally:
+        for p in (proc, owner):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
 
 
 def test_client_errors_are_clear() -> None:

@@ -71,8 +71,10 @@ class ToxicFault(Fault):
         raise NotImplementedError
 
     def streams(self) -> tuple[Direction, ...]:
-        stream = getattr(self, "stream", "downstream")
-        return STREAMS if stream == "both" else (stream,)
+        stream: Stream = getattr(self, "stream", "downstream")
+        if stream == "both":
+            return STREAMS
+        return (stream,)
 
     def targets(self, ctx: FaultContext) -> list[str]:
         target: Target = getattr(self, "target", "all")
