@@ -121,8 +121,7 @@ def run(
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
-    from harness.engine import RunSpec, run_cell
-    from harness.faults.registry import parse as parse_fault
+    from harness.engine import RunSpec, run_cell, validate_fault
 
     try:
         cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, work=work, seed=seed,
@@ -134,7 +133,7 @@ def run(
         label = client or "custom"
         if command is None:
             get_client(label)
-        parse_fault(fault)
+        validate_fault(fault, cfg.fault_for)
         cfg.reports_dir.mkdir(parents=True, exist_ok=True)
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
@@ -165,7 +164,7 @@ def matrix(
     """Run every client × fault cell on one broker, print the table, write report.html."""
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
-    from harness.faults.registry import parse as parse_fault
+    from harness.engine import validate_fault
     from harness.matrix import cells, run_matrix
 
     try:
@@ -186,7 +185,7 @@ def matrix(
         for cmdline in cfg.client_cmds.values():
             command_for(cmdline)
         for f in cfg.faults:
-            parse_fault(f)
+            validate_fault(f, cfg.fault_for)
         cfg.reports_dir.mkdir(parents=True, exist_ok=True)
         total = len(cells(cfg))
         with console.status("starting broker and fault proxy…"):
@@ -352,3 +351,38 @@ def bench_all() -> None:
     """Every benchmark except the 10-minute soak (run `bench soak` for that)."""
     bench_checker(events=1_000_000, repeat=3)
     bench_proxy(seconds=10.0, state_dir=None, base_port=None)
+
+
+@app.command("check-client")
+def check_client(
+    client: Annotated[str | None, typer.Option(help="reference strategy or package.module:attr to check; with "
+                                                    "--client-cmd, the label")] = None,
+    client_cmd: Annotated[str | None, typer.Option(help="your own client in any language: the command that starts "
+                                                        "it (docs/client-protocol.md)")] = None,
+    grace: Annotated[float, typer.Option(help="seconds the consumer gets to honour SIGTERM")] = 5.0,
+    reports_dir: Reports = None, state_dir: StateDir = None, base_port: BasePort = None,
+    config_file: ConfigFile = None,
+) -> None:
+    """Run a client through one short fault-free cell and check it speaks the client protocol
+    (exit 0 when conformant, 1 with one message per violation)."""
+    from harness.clients import conformance
+    from harness.clients.registry import command_for
+    from harness.clients.registry import get as get_client
+
+    try:
+        cfg = _config(config_file, reports_dir=reports_dir, state_dir=state_dir, base_port=base_port)
+        if client is None and client_cmd is None:
+            raise ChaosError("no client given", "pass --client NAME (see `rabbit-chaos clients`) or --client-cmd CMD")
+        command = command_for(client_cmd) if client_cmd else None
+        label = client or "custom"
+        if command is None:
+            get_client(label)
+        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        console.print(f"check-client: {client_cmd or label}", markup=False)
+        with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
+            res = conformance.check(env, label, cfg.reports_dir, command=command, grace_s=grace)
+    except ChaosError as exc:
+        _fail(exc)
+        return
+    console.print(res.render(), markup=False)
+    raise typer.Exit(0 if res.ok else 1)

@@ -3,7 +3,8 @@
 The sequence (every step leaves an event, so the history alone explains the run):
   setup   fresh vhost + durable queue + one proxy per client role
   warmup  consumer connects, publisher starts publishing
-  fault   fault.start, start(), hold for the fault duration, heal(), fault.stop
+  fault   the fault timeline (one fault held for ``fault_s``, or any timeline in the syntax of
+          docs/faults.md: windows, cycles, seeded random); it always ends healed
   settle  publisher finishes; the consumer catches up until the queue is empty and nothing has
           been delivered for ``settle_s`` (bounded by ``settle_timeout_s``)
   drain   consumer stopped (SIGTERM); the harness's trusted reader empties what is left
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import secrets
 import threading
 import time
@@ -32,7 +34,7 @@ from harness.env import procs, trusted
 from harness.env.environment import Environment
 from harness.errors import FaultUnavailable, HarnessFailure
 from harness.faults.base import Fault, FaultContext, KernelLink
-from harness.faults.registry import parse as parse_fault
+from harness.faults.timeline import Timeline
 from harness.history import HistoryWriter, merge
 
 QUEUE = "rabbit-chaos.q"
@@ -63,9 +65,21 @@ class RunSpec:
         return self.warmup_s + self.fault_s + 2 * nominal + 90
 
 
-def new_run_id(client: str, fault: str) -> str:
+def new_run_id(client: str, timeline: Timeline) -> str:
+    """``<UTC time>-<client>-<fault names>-<random>``, safe as a directory and vhost name."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{stamp}-{client}-{fault.split(':')[0]}-{secrets.token_hex(2)}"
+    names = list(dict.fromkeys(w.fault.name for w in timeline.windows)) or ["none"]
+    label = re.sub(r"[^A-Za-z0-9+_.-]+", "-", "+".join(names))[:48]
+    client_label = re.sub(r"[^A-Za-z0-9+_.-]+", "-", client)[:40]
+    return f"{stamp}-{client_label}-{label}-{secrets.token_hex(2)}"
+
+
+def timeline_for(spec: RunSpec, seed: int | None) -> Timeline:
+    """The run's fault timeline: ``spec.fault`` in the timeline syntax (docs/faults.md); a bare
+    fault is held from 0 for ``fault_s``; "none" is the empty timeline (the control run)."""
+    if spec.fault.strip() == "none":
+        return Timeline([], seed=seed, source="none")
+    return Timeline.parse(spec.fault, hold_s=spec.fault_s, seed=seed)
 
 
 def _until(pred: Any, timeout: float, step: float = 0.1) -> bool:
@@ -94,6 +108,16 @@ class _Sampler(threading.Thread):
                     self.writer.write("queue.sample", messages_ready=q.get("messages_ready", 0),
                                       messages_unacked=q.get("messages_unacknowledged", 0),
                                       consumers=q.get("consumers", 0))
+
+
+def validate_fault(fault: str, fault_s: float) -> Timeline:
+    """Parse a --fault value before anything starts (one clear ChaosError if it is wrong)."""
+    return timeline_for(RunSpec(client="-", fault=fault, fault_s=fault_s), seed=0)
+
+
+def check_timeline(timeline: Timeline, env: Environment) -> None:
+    for w in timeline.windows:
+        check_available(w.fault, env)
 
 
 def check_available(fault: Fault, env: Environment) -> None:
@@ -154,10 +178,10 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
 
     Raises FaultUnavailable before anything starts when the fault cannot run here."""
     strategy = get_strategy(spec.client) if command is None else None
-    fault = parse_fault(spec.fault)
-    check_available(fault, env)
     seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**31)
-    run_id = new_run_id(spec.client, spec.fault)
+    timeline = timeline_for(spec, seed)
+    check_timeline(timeline, env)
+    run_id = new_run_id(spec.client, timeline)
     run_dir = results.run_dir(reports_dir, run_id)
     hist_dir = run_dir / "history"
     vhost = f"rc-{run_id}"
@@ -168,14 +192,16 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
     clients: list[ClientProcess] = []
     proxies: dict[str, str] = {}
     harness_error: str | None = None
-    timeline: dict[str, float | None] = {"start": None, "fault_start": None, "fault_stop": None}
+    marks: dict[str, float | None] = {"start": None, "fault_start": None, "fault_stop": None}
     sampler: _Sampler | None = None
     assert env.toxiproxy is not None
     tp = env.toxiproxy
     broker = env.broker
     direct_url = broker.amqp_url(vhost)
     ctx: FaultContext | None = None
-    kernel = _KernelSetup(env, run_id) if "kernel" in fault.needs else None
+    needs_kernel = any("kernel" in w.fault.needs for w in timeline.windows)
+    kernel = _KernelSetup(env, run_id) if needs_kernel else None
+    stop_timeline = threading.Event()
     try:
         harness.write("run.phase", phase="setup", run_id=run_id, seed=seed)
         broker.mgmt.create_vhost(vhost, broker.user)
@@ -206,7 +232,7 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
 
         # warmup: consumer first, so nothing is published before anyone listens
         harness.write("run.phase", phase="warmup")
-        timeline["start"] = time.monotonic()
+        marks["start"] = time.monotonic()
         sampler = _Sampler(env, vhost, harness)
         sampler.start()
         consumer.start()
@@ -220,22 +246,19 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
         publisher.start()
         _until(lambda: not publisher.running(), spec.warmup_s)
 
-        # fault
-        harness.write("run.phase", phase="fault")
-        timeline["fault_start"] = time.monotonic()
-        nemesis.write("fault.start", fault=fault.name, params=fault.params())
-        try:
-            fault.start(ctx)
-            _until(lambda: False, spec.fault_s, step=0.05)  # the fault's duration is the measured thing
-        finally:
-            harness.write("run.phase", phase="heal")
-            fault.heal(ctx)
-            timeline["fault_stop"] = time.monotonic()
-            nemesis.write("fault.stop", fault=fault.name)
+        # fault: the timeline always ends healed, whatever happens (Timeline.execute)
+        harness.write("run.phase", phase="fault", timeline=timeline.spec())
+        marks["fault_start"] = time.monotonic()
+        if timeline.windows:
+            timeline.execute(ctx, nemesis, stop_timeline)
+        else:
+            stop_timeline.wait(spec.fault_s)  # the control run: same length, nothing injected
+        marks["fault_stop"] = time.monotonic()
+        harness.write("run.phase", phase="healed")
 
         # settle: the publisher finishes, the consumer catches up
         harness.write("run.phase", phase="settle")
-        remaining_publish = max(0.0, spec.publish_timeout_s - (time.monotonic() - timeline["start"]))
+        remaining_publish = max(0.0, spec.publish_timeout_s - (time.monotonic() - (marks["start"] or 0.0)))
         if publisher.wait(remaining_publish) is None:
             # a publisher that never finishes is evidence too (the checker's hang rule sees it)
             publisher.abort(f"still publishing after {spec.publish_timeout_s:.0f}s: stopped by the harness",
@@ -258,8 +281,9 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
             if c.running():
                 c.abort("the run was aborted by a harness failure", spec.grace_s)
         if ctx is not None and harness_error is not None:
-            with contextlib.suppress(Exception):
-                fault.heal(ctx)
+            for w in timeline.windows:  # heal is idempotent: make sure nothing stays broken
+                with contextlib.suppress(Exception):
+                    w.fault.heal(ctx)
         if harness_error is not None:
             harness.write("run.phase", phase="aborted", error=harness_error)
         else:
@@ -283,7 +307,7 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
     if harness_error is not None and harness_error not in verdict["reasons"]:
         verdict["reasons"].append(harness_error)
     t_end = time.monotonic()
-    timeline_s = (timeline["fault_stop"] - timeline["start"]) if timeline["fault_stop"] and timeline["start"] else None
+    timeline_s = (marks["fault_stop"] - marks["start"]) if marks["fault_stop"] and marks["start"] else None
     doc = {
         "run_id": run_id,
         "client": spec.client,
@@ -301,7 +325,9 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
         "notes": verdict.get("notes", []),
         "examples": verdict.get("examples", {}),
         "spec": asdict(spec),
-        "fault_description": fault.description,
+        "fault_description": "; ".join(dict.fromkeys(w.fault.description for w in timeline.windows))
+                             or "no fault: the control run",
+        "timeline": timeline.as_dict(),
         "client_description": strategy.description if strategy else " ".join(command or []),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
