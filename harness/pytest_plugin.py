@@ -1,8 +1,20 @@
 """pytest plugin (entry point ``pytest11: rabbit_chaos``): fixtures that boot one broker + fault
-proxy per session (per xdist worker) and run client × fault cells.
+proxy per session (per xdist worker) and run client × fault cells, and one HTML report for the
+whole session.
 
-    def test_survives_restart(chaos_run):
-        chaos_run("pika-recover", "broker-restart").assert_pass()
+    def test_survives_restart(chaos_run, chaos_client):
+        chaos_run(chaos_client, "broker-restart").assert_pass().assert_no_loss()
+
+* ``chaos_env`` (session): the environment. Under pytest-xdist each worker boots its own node on
+  its own ports and state dir: a broker restart in one worker must never hit another's runs.
+* ``chaos_run(client, fault="none", **spec)``: runs one cell, returns a RunOutcome with
+  ``assert_pass``, ``assert_no_loss``, ``assert_recovered_within``, ``assert_no_stall``. A fault
+  this environment cannot inject (kernel faults without root, process faults on an external
+  broker) skips the test with the reason.
+* ``chaos_client``: parametrised over ``--chaos-clients`` (default: pika-recover).
+* markers: ``kernel`` (skipped with the reason where kernel faults cannot run), ``slow``.
+* ``--chaos-report PATH``: the HTML report written at session end from every run the session
+  made (all xdist workers merged) [default: <chaos-reports>/<session>/report.html].
 
 Nothing boots unless a test asks for ``chaos_env`` (directly or through ``chaos_run``), so the
 plugin costs nothing in suites that do not use it.
@@ -12,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +32,61 @@ import pytest
 
 from harness.outcome import RunOutcome
 
+SESSION_ENV = "RABBIT_CHAOS_PYTEST_SESSION_DIR"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("rabbit-chaos")
-    g.addoption("--chaos-reports", default="reports", help="results store for runs made by tests")
+    g.addoption("--chaos-reports", default="reports", help="results store for runs made by tests [default: reports]")
+    g.addoption("--chaos-report", default=None, help="HTML report written at session end "
+                                                     "[default: <chaos-reports>/pytest-<time>/report.html]")
+    g.addoption("--chaos-clients", default="pika-recover",
+                help="comma-separated clients the chaos_client fixture is parametrised over")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 35672]")
     g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
                 choices=["local", "external", "compose"], help="broker backend [default: local]")
     g.addoption("--chaos-amqp-url", default=None, help="external backend AMQP URL [default: $RABBIT_CHAOS_AMQP_URL]")
     g.addoption("--chaos-management-url", default=None, help="external backend management URL")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kernel: needs root, iptables and network namespaces (skipped elsewhere)")
+    config.addinivalue_line("markers", "slow: long-running; excluded from CI with -m 'not slow'")
+    if not _is_worker(config):
+        # one directory for every run of this session; xdist workers (spawned after this) inherit it
+        # through the environment. A controller always makes its own, even inside another pytest.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        session = Path(config.getoption("--chaos-reports")).resolve() / f"pytest-{stamp}-{os.getpid()}"
+        os.environ[SESSION_ENV] = str(session)
+        config._chaos_session_owner = True  # type: ignore[attr-defined]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "chaos_client" in metafunc.fixturenames:
+        clients = [c.strip() for c in metafunc.config.getoption("--chaos-clients").split(",") if c.strip()]
+        metafunc.parametrize("chaos_client", clients)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("kernel") for item in items):
+        return
+    from harness.env.netns import kernel_support
+
+    reason = kernel_support()
+    if reason:
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if item.get_closest_marker("kernel"):
+                item.add_marker(skip)
+
+
+def session_dir() -> Path:
+    return Path(os.environ[SESSION_ENV])
 
 
 def _worker_index() -> int:
@@ -38,8 +96,7 @@ def _worker_index() -> int:
 
 @pytest.fixture(scope="session")
 def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """One broker node + proxy server for the session. Under xdist each worker gets its own node
-    (own ports and state dir): a broker-restart in one worker must not hit another's runs."""
+    """One broker node + proxy server for the session (one per xdist worker, own ports and dirs)."""
     from harness.env.environment import Environment, default_base_port, default_state_dir
 
     idx = _worker_index()
@@ -57,16 +114,15 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 
 @pytest.fixture
-def chaos_run(chaos_env: Any, pytestconfig: pytest.Config) -> Callable[..., RunOutcome]:
-    """Run ``client`` under ``fault`` and return a :class:`RunOutcome` with assertion helpers."""
+def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
+    """Run ``client`` under ``fault`` (a fault or a timeline) and return a RunOutcome."""
     from harness.engine import RunSpec, run_cell
+    from harness.errors import FaultUnavailable
 
-    reports = Path(pytestconfig.getoption("--chaos-reports"))
+    reports = session_dir()
     reports.mkdir(parents=True, exist_ok=True)
 
     def run(client: str, fault: str = "none", **spec: Any) -> RunOutcome:
-        from harness.errors import FaultUnavailable
-
         try:
             doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
         except FaultUnavailable as exc:
@@ -74,3 +130,26 @@ def chaos_run(chaos_env: Any, pytestconfig: pytest.Config) -> Callable[..., RunO
         return RunOutcome(doc, reports)
 
     return run
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller (or a run without xdist) renders one report from every run of the session."""
+    config = session.config
+    if _is_worker(config) or not getattr(config, "_chaos_session_owner", False):
+        return
+    sdir = session_dir()
+    if not any(sdir.glob("*/results.json")):
+        return
+    from harness import results
+    from harness.report import render_dir
+
+    out = config.getoption("--chaos-report")
+    path = render_dir(sdir, Path(out) if out else None, title="rabbit-chaos pytest session")
+    results.point_latest(sdir.parent, sdir)
+    config._chaos_report_path = path  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    path = getattr(config, "_chaos_report_path", None)
+    if path is not None:
+        terminalreporter.write_line(f"rabbit-chaos report: {path}")
