@@ -90,12 +90,19 @@ def start_consumer(ctx: ClientContext, conn: pika.BlockingConnection,
     return channel
 
 
-def pump_until_stopping(ctx: ClientContext, conn: pika.BlockingConnection) -> None:
+def pump_until_stopping(ctx: ClientContext, conn: pika.BlockingConnection, channel: BlockingChannel) -> None:
     """Dispatch deliveries until SIGTERM. Not ``start_consuming()``: that only returns when a
     callback calls stop_consuming, so a signal could not stop it promptly. Library errors
-    propagate to the strategy, whose recovery policy is the thing under test."""
+    propagate to the strategy, whose recovery policy is the thing under test.
+
+    ``start_consuming()`` also returns when the broker cancels the last consumer (basic.cancel,
+    e.g. the queue was deleted), and pika's documented recovery loop then reconnects; without
+    this check the process would sit connected with no consumer. So a cancelled consumer raises
+    ConsumerCancelled here, and each strategy's policy decides what that means."""
     while not ctx.stopping.is_set():
         conn.process_data_events(time_limit=POLL_S)
+        if not channel.consumer_tags:
+            raise pika.exceptions.ConsumerCancelled("the broker cancelled the consumer (basic.cancel)")
 
 
 # ---- the two recovery loops the reconnecting pika strategies share --------------------------
@@ -176,6 +183,9 @@ def publish_one(ctx: ClientContext, channel: BlockingChannel, mid: str, properti
     ctx.event("publish.invoke", id=mid)
     channel.basic_publish(exchange="", routing_key=ctx.cfg.queue, body=mid.encode(), properties=properties)
     ctx.event("publish.ok", id=mid, confirmed=confirmed)
+    # BlockingConnection runs connection callbacks (connection.blocked/unblocked) only from
+    # process_data_events: an application that never calls it never learns it was blocked
+    channel.connection.process_data_events(time_limit=0)
 
 
 def lost(ctx: ClientContext, conn: pika.BlockingConnection | None, exc: BaseException) -> None:
@@ -199,8 +209,8 @@ def consume_loop(ctx: ClientContext, *, delay: float, reconnect_on: Errors,
         conn: pika.BlockingConnection | None = None
         try:
             conn = connect(ctx)
-            start_consumer(ctx, conn, on_message(conn) if on_message else None)
-            pump_until_stopping(ctx, conn)
+            channel = start_consumer(ctx, conn, on_message(conn) if on_message else None)
+            pump_until_stopping(ctx, conn, channel)
         except reconnect_on as exc:
             lost(ctx, conn, exc)
         except (pika.exceptions.AMQPError, OSError) as exc:

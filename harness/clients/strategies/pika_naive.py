@@ -49,8 +49,8 @@ def consumer(ctx: ClientContext) -> None:
     """Consume with manual acks until SIGTERM; an error is recorded and re-raised."""
     conn = _pika.connect(ctx)
     try:
-        _pika.start_consumer(ctx, conn)
-        _pika.pump_until_stopping(ctx, conn)
+        channel = _pika.start_consumer(ctx, conn)
+        _pika.pump_until_stopping(ctx, conn, channel)
     except GIVE_UP_ON as exc:
         ctx.event("conn.lost", error=describe(exc))
         raise

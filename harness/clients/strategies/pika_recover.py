@@ -37,6 +37,9 @@ def publisher(ctx: ClientContext) -> None:
 
 def consumer(ctx: ClientContext) -> None:
     """pika's consume_recover loop (ConnectionClosedByBroker and other AMQPConnectionError →
-    reconnect, AMQPChannelError → stop), with a reconnect delay and a SIGTERM check added."""
+    reconnect, AMQPChannelError → stop), with a reconnect delay and a SIGTERM check added.
+    In that loop ``start_consuming()`` returning (the broker cancelled the consumer) also leads
+    to a reconnect, so ConsumerCancelled reconnects here too."""
     _pika.consume_loop(ctx, delay=_delay(ctx),
-                       reconnect_on=(pika.exceptions.AMQPConnectionError, OSError))
+                       reconnect_on=(pika.exceptions.AMQPConnectionError, pika.exceptions.ConsumerCancelled,
+                                     OSError))

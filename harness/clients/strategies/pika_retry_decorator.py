@@ -79,8 +79,8 @@ def consumer(ctx: ClientContext) -> None:
         conn: pika.BlockingConnection | None = None
         try:
             conn = _pika.connect(ctx)
-            _pika.start_consumer(ctx, conn)
-            _pika.pump_until_stopping(ctx, conn)
+            channel = _pika.start_consumer(ctx, conn)
+            _pika.pump_until_stopping(ctx, conn, channel)
         except pika.exceptions.AMQPError as exc:
             _pika.lost(ctx, conn, exc)
             raise

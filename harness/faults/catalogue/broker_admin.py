@@ -6,10 +6,12 @@ queue-delete re-declares the queue so the rest of the run has somewhere to publi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.env import trusted
+from harness.errors import ChaosError
 from harness.faults.base import Fault, FaultContext, Target
 from harness.faults.catalogue._admin import admin, connection_name, harness_connection_names
 
@@ -33,10 +35,38 @@ class ForceClose(Fault):
         return self.target == "all" or conn_name.startswith(f"{run_id}/{self.target}-")
 
     def start(self, ctx: FaultContext) -> None:
+        """Close through ``rabbitmqctl eval`` where we have it: the management API lists a new
+        connection only after its statistics are emitted (seconds after it opens, measured here),
+        so selecting from that list silently misses young connections, and a fault that closes
+        nothing would make a run pass for the wrong reason. The management API is the fallback
+        for backends without rabbitmqctl (external)."""
+        if hasattr(ctx.broker, "ctl") and getattr(ctx.broker, "kind", "") != "external":
+            out = ctx.broker.ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
+            if not out.strip().startswith("["):
+                raise ChaosError(f"force-close: unexpected rabbitmqctl output: {out[:200]}")
+            return
         mgmt = admin(self, ctx, "mgmt").mgmt
         for conn in mgmt.connections(ctx.vhost):
             if self.selects(connection_name(conn), ctx.run_id):
                 mgmt.close_connection(str(conn["name"]), self.reason)
+
+    def erlang(self, vhost: str, run_id: str) -> str:
+        """One expression: close the vhost's connections this fault selects; returns their names.
+        Unnamed connections count as clients for target=all (a user's client may not name them)."""
+        def binary(text: str) -> str:
+            return "<<" + ",".join(str(b) for b in text.encode()) + ">>"
+
+        harness = "[" + ",".join(binary(n) for n in sorted(harness_connection_names(run_id))) + "]"
+        prefix = binary(f"{run_id}/{self.target}-" if self.target != "all" else "")
+        return (
+            f"VHost = {binary(vhost)}, Harness = {harness}, Prefix = {prefix}, "
+            f"Reason = {json.dumps(self.reason)}, "
+            "Name = fun(CP) -> case lists:keyfind(<<\"connection_name\">>, 1, CP) of "
+            "{_, longstr, N} -> N; _ -> <<>> end end, "
+            "[begin rabbit_networking:close_connection(P, Reason), N end || P <- rabbit_networking:connections(), "
+            "[{vhost, V}, {client_properties, CP}] <- [catch rabbit_networking:connection_info(P, "
+            "[vhost, client_properties])], V =:= VHost, N <- [Name(CP)], not lists:member(N, Harness), "
+            "binary:longest_common_prefix([N, Prefix]) =:= byte_size(Prefix)].")
 
     def heal(self, ctx: FaultContext) -> None:
         return None  # an instant fault: the connections are gone, reconnecting is the client's job
