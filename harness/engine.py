@@ -129,6 +129,10 @@ def check_available(fault: Fault, env: Environment) -> None:
         if reason:
             raise FaultUnavailable(f"fault {fault.name!r} is unavailable here: {reason}",
                                    "run as root with iproute2 and iptables installed, or choose a proxy fault")
+    if "ctl" in fault.needs and not getattr(env.broker, "supports_ctl", False):
+        raise FaultUnavailable(f"fault {fault.name!r} needs rabbitmqctl on the broker's node, "
+                               f"which the {env.broker.kind} backend does not give",
+                               "use the local or compose backend for alarms and consumer-timeout")
     if "process" in fault.needs and not env.broker.supports_process_faults:
         raise FaultUnavailable(f"fault {fault.name!r} needs control of the broker process, "
                                f"which the {env.broker.kind} backend does not give",

@@ -38,6 +38,7 @@ def docker_client() -> Any:
 class ComposeBroker:
     kind = "compose"
     supports_process_faults = True
+    supports_ctl = True  # rabbitmqctl through docker exec
     host = "127.0.0.1"
     amqp_port = 5672
     proxy_upstream = "rabbitmq:5672"

@@ -31,6 +31,7 @@ def redact(url: str) -> str:
 class ExternalBroker:
     kind = "external"
     supports_process_faults = False
+    supports_ctl = False
 
     def __init__(self, amqp_url: str | None, management_url: str | None = None) -> None:
         amqp_url = amqp_url or os.environ.get("RABBIT_CHAOS_AMQP_URL")

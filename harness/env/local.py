@@ -68,6 +68,7 @@ class LocalBroker:
 
     kind = "local"
     supports_process_faults = True
+    supports_ctl = True
     host = "127.0.0.1"
 
     def __init__(self, state_dir: Path, base_port: int = DEFAULT_BASE_PORT, node: str | None = None,

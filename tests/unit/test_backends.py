@@ -139,3 +139,28 @@ def test_external_has_no_process_faults():
     assert b.supports_process_faults is False
     with pytest.raises(FaultUnavailable):
         b.stop_node()
+
+
+@pytest.mark.parametrize(("fault", "needs"), [("broker-restart", "broker process"), ("memory-alarm", "rabbitmqctl"),
+                                              ("consumer-timeout", "rabbitmqctl")])
+def test_external_backend_reports_unavailable_faults_before_the_run(fault, needs):
+    from types import SimpleNamespace
+
+    from harness.engine import check_available
+    from harness.faults.registry import parse
+
+    env = SimpleNamespace(broker=ExternalBroker("amqp://bob:pw@127.0.0.1:1/"))
+    with pytest.raises(FaultUnavailable) as info:
+        check_available(parse(fault), env)
+    assert needs in info.value.problem and "external" in info.value.problem
+
+
+def test_external_backend_can_still_force_close_and_cut():
+    from types import SimpleNamespace
+
+    from harness.engine import check_available
+    from harness.faults.registry import parse
+
+    env = SimpleNamespace(broker=ExternalBroker("amqp://bob:pw@127.0.0.1:1/"))
+    for fault in ("force-close", "queue-delete", "connection-cut", "latency"):
+        check_available(parse(fault), env)

@@ -7,11 +7,12 @@ queue-delete re-declares the queue so the rest of the run has somewhere to publi
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.env import trusted
-from harness.errors import ChaosError
+from harness.errors import ChaosError, HarnessFailure
 from harness.faults.base import Fault, FaultContext, Target
 from harness.faults.catalogue._admin import admin, connection_name, harness_connection_names
 
@@ -40,15 +41,27 @@ class ForceClose(Fault):
         so selecting from that list silently misses young connections, and a fault that closes
         nothing would make a run pass for the wrong reason. The management API is the fallback
         for backends without rabbitmqctl (external)."""
-        if hasattr(ctx.broker, "ctl") and getattr(ctx.broker, "kind", "") != "external":
+        if getattr(ctx.broker, "supports_ctl", False):
             out = ctx.broker.ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
             if not out.strip().startswith("["):
                 raise ChaosError(f"force-close: unexpected rabbitmqctl output: {out[:200]}")
             return
         mgmt = admin(self, ctx, "mgmt").mgmt
-        for conn in mgmt.connections(ctx.vhost):
-            if self.selects(connection_name(conn), ctx.run_id):
-                mgmt.close_connection(str(conn["name"]), self.reason)
+        roles = ("publisher", "consumer") if self.target == "all" else (self.target,)
+        deadline = time.monotonic() + 15
+        while True:  # wait for the statistics to list every targeted client connection
+            chosen = [c for c in mgmt.connections(ctx.vhost) if self.selects(connection_name(c), ctx.run_id)]
+            names = {connection_name(c) for c in chosen}
+            if all(any(n.startswith(f"{ctx.run_id}/{r}-") for n in names) for r in roles):
+                break
+            if time.monotonic() > deadline:
+                # closing nothing would let the run pass for the wrong reason: fail closed instead
+                raise HarnessFailure(f"force-close: the management API did not list the {'/'.join(roles)} "
+                                     f"connection(s) of run {ctx.run_id} within 15 s (are they named "
+                                     "<run_id>/<proc> as the client protocol asks?)")
+            time.sleep(0.25)
+        for conn in chosen:
+            mgmt.close_connection(str(conn["name"]), self.reason)
 
     def erlang(self, vhost: str, run_id: str) -> str:
         """One expression: close the vhost's connections this fault selects; returns their names.

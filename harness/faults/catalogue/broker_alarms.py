@@ -28,7 +28,7 @@ class MemoryAlarm(Fault):
     description: ClassVar[str] = ("vm_memory_high_watermark set to `watermark` (0 = alarm at once): publishers get "
                                   "connection.blocked and stall until heal restores `restore` (the default 0.4)")
     family: ClassVar[str] = "broker admin"
-    needs: ClassVar[frozenset[str]] = frozenset({"admin"})
+    needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
 
     def validate(self) -> None:
         check_range(self, "watermark", self.watermark, 0.0, 1.0)
@@ -54,7 +54,7 @@ class DiskAlarm(Fault):
     description: ClassVar[str] = ("disk_free_limit raised above the free space (default 1 PB): disk alarm, "
                                   "publishers get connection.blocked until heal restores 50 MB (RabbitMQ's default)")
     family: ClassVar[str] = "broker admin"
-    needs: ClassVar[frozenset[str]] = frozenset({"admin"})
+    needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
 
     def validate(self) -> None:
         check_range(self, "limit_bytes", self.limit_bytes, 1)

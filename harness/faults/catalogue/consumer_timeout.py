@@ -57,7 +57,7 @@ class ConsumerTimeout(Fault):
                                   "fault that hold an unacked delivery longer get channel.close 406 and the "
                                   "delivery is requeued (channels already open are not affected in 3.10)")
     family: ClassVar[str] = "broker admin"
-    needs: ClassVar[frozenset[str]] = frozenset({"admin"})
+    needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
 
     def validate(self) -> None:
         check_range(self, "timeout_ms", self.timeout_ms, 1)
