@@ -1,4 +1,4 @@
-"""Control runs: no fault. Every strategy must pass; a failure here is a harness or client bug."""
+"""Control runs: no fault. Every client must pass; a failure here is a harness or client bug."""
 
 import pytest
 

@@ -9,5 +9,5 @@ pytestmark = pytest.mark.kernel
 
 
 @pytest.mark.parametrize("fault", ["kernel-loss:loss=0.2", "kernel-blackhole", "kernel-reset"])
-def test_recovering_client_survives_kernel_faults(chaos_run, workload, fault):
-    chaos_run("pika-recover", fault, **workload).assert_pass().assert_no_loss()
+def test_client_survives_kernel_faults(chaos_run, chaos_client, workload, fault):
+    chaos_run(chaos_client, fault, **workload).assert_pass().assert_no_loss()

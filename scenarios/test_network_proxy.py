@@ -1,11 +1,12 @@
-"""Network faults made through the Toxiproxy API (real toxiproxy-server or our embedded one)."""
+"""Network faults made through the Toxiproxy API (a real toxiproxy-server or our embedded one)."""
 
 import pytest
 
 
-@pytest.mark.parametrize("fault", ["connection-cut", "reset-peer"])
-def test_recovering_client_survives_network_faults(chaos_run, workload, fault):
-    chaos_run("pika-recover", fault, **workload).assert_pass().assert_no_loss()
+@pytest.mark.parametrize("fault", ["connection-cut", "reset-peer", "latency:latency_ms=500", "timeout",
+                                   "partition"])
+def test_client_survives_network_faults(chaos_run, chaos_client, workload, fault):
+    chaos_run(chaos_client, fault, **workload).assert_pass().assert_no_loss()
 
 
 @pytest.mark.parametrize("fault", ["connection-cut", "reset-peer"])

@@ -59,7 +59,31 @@ install_python() {
   fi
 }
 
-install_all() { install_system; install_python; }
+# Node.js for the example client in another language (examples/node-amqplib): Debian's nodejs and
+# npm if `node` is missing, then `npm ci` from its lock file, skipped while node_modules matches
+# the lock. An npm failure is reported, not fatal: only the Node example's tests need it, and
+# they skip with the reason.
+install_node() {
+  local dir="$ROOT/examples/node-amqplib"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || { log "node/npm missing and no apt-get: install Node.js >= 18"; return 0; }
+    log "installing Debian packages: nodejs npm"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  local stamp="$dir/node_modules/.rabbit-chaos-lock" want
+  want=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  log "installing the Node example's packages (npm ci in examples/node-amqplib)"
+  if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "$want" > "$stamp"
+  else
+    log "npm ci failed in examples/node-amqplib: the Node example's tests will be skipped"
+  fi
+}
+
+install_all() { install_system; install_python; install_node; }
 
 cmd=${1:-demo}; shift || true
 case "$cmd" in

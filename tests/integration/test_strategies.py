@@ -53,6 +53,7 @@ EXPECT_RESTART: dict[str, str] = {
     "aio-pika-plain": "gives-up",
     "aioamqp-reconnect": "recovers",
     "aioamqp-naive": "gives-up",
+    "pika-async": "recovers",
 }
 ALL = sorted(EXPECT_RESTART)
 
