@@ -269,8 +269,9 @@ def clients_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List the reference client strategies."""
     from harness.clients.registry import strategies
 
-    rows = [{"name": s.name, "library": s.library, "version": s.version, "description": s.description,
-             "params": s.params} for s in strategies().values()]
+    rows: list[dict[str, Any]] = [{"name": s.name, "library": s.library, "version": s.version,
+                                   "description": s.description, "params": s.params}
+                                  for s in strategies().values()]
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -288,7 +289,7 @@ def faults_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     """List the faults with their parameters."""
     from harness.faults.registry import faults
 
-    rows = [{"name": n, "family": cls.family, "description": cls.description,
+    rows: list[dict[str, Any]] = [{"name": n, "family": cls.family, "description": cls.description,
              "params": {p: {"type": t, "default": d} for p, t, d in cls.param_specs()},
              "needs": sorted(cls.needs)} for n, cls in faults().items()]
     if as_json:

@@ -299,8 +299,8 @@ def run_cell(env: Environment, spec: RunSpec, reports_dir: Path, command: list[s
                 tp.delete_proxy(p)
         with contextlib.suppress(Exception):
             broker.mgmt.delete_vhost(vhost)
-        for w in (harness, nemesis, drainer):
-            w.close()
+        for writer in (harness, nemesis, drainer):
+            writer.close()
 
     events, problems = merge(sorted(hist_dir.glob("*.jsonl")), run_dir / "history.jsonl")
     from harness.checker import CheckOptions, check

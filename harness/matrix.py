@@ -90,12 +90,10 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (res.dir / "matrix.json").write_text(json.dumps(meta, indent=2, default=str))
-    try:
-        from harness.report import render_report
-    except ImportError:  # pragma: no cover - the report package is part of the install
-        render_report = None
-    if render_report is not None:
-        res.report = render_report(res.docs, res.dir / "report.html", title=f"rabbit-chaos {res.matrix_id}",
-                                   meta={"matrix": res.matrix_id, "interrupted": res.interrupted,
-                                         "unavailable": len(res.unavailable)}, reports_dir=res.dir)
+    from harness.report import render_report
+
+    # written even for an interrupted or empty matrix: the report says so
+    res.report = render_report(res.docs, res.dir / "report.html", title=f"rabbit-chaos {res.matrix_id}",
+                               meta={"matrix": res.matrix_id, "interrupted": res.interrupted,
+                                     "unavailable": len(res.unavailable)}, reports_dir=res.dir)
     results.point_latest(cfg.reports_dir, res.dir)

@@ -42,7 +42,7 @@ class ForceClose(Fault):
         nothing would make a run pass for the wrong reason. The management API is the fallback
         for backends without rabbitmqctl (external)."""
         if getattr(ctx.broker, "supports_ctl", False):
-            out = ctx.broker.ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
+            out = admin(self, ctx, "ctl").ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
             if not out.strip().startswith("["):
                 raise ChaosError(f"force-close: unexpected rabbitmqctl output: {out[:200]}")
             return
