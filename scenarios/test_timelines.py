@@ -11,8 +11,13 @@ def test_client_survives_overlapping_faults(chaos_run, chaos_client, workload):
     out.assert_pass().assert_no_loss()
 
 
-def test_seeded_random_schedule_is_recorded(chaos_run, chaos_client, workload):
-    out = chaos_run(chaos_client, "random(faults=latency|connection-cut,seed=7,duration=4,for=1..2,gap=0..1)",
-                    **workload).assert_pass()
-    assert out.doc["timeline"]["seed"] == 7
-    assert out.doc["timeline"]["windows"], out.doc["timeline"]
+def test_seeded_random_schedule_is_recorded_and_reproducible(chaos_run, chaos_client, workload):
+    from harness.faults.timeline import Timeline
+
+    schedule = "random(faults=latency|connection-cut,duration=4,for=1..2,gap=0..1)"
+    out = chaos_run(chaos_client, schedule, seed=7, **workload).assert_pass()
+    recorded = out.doc["timeline"]
+    assert recorded["seed"] == 7 and out.doc["seed"] == 7
+    assert recorded["windows"], recorded
+    # the same string and seed give the same schedule: the run can be replayed exactly
+    assert recorded["spec"] == Timeline.parse(schedule, hold_s=workload["fault_s"], seed=7).spec()
