@@ -60,8 +60,9 @@ class ComposeBroker:
         return self._client
 
     def _container(self, name: str) -> Any:
+        client = self.docker  # "no Docker engine" is its own error, raised before any lookup
         try:
-            return self.docker.containers.get(name)
+            return client.containers.get(name)
         except Exception as exc:  # noqa: BLE001 - docker.errors.NotFound and friends
             raise ChaosError(f"container {name} is not there ({type(exc).__name__})",
                              "run `docker compose up -d --wait` in the project directory first") from None
