@@ -22,13 +22,19 @@ sorted (stable, O(n log n)) and folded again; ``resorted`` says so.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from operator import itemgetter
 
 from harness.history import KINDS, Event
 
 get_t = itemgetter("t")
+# The kinds the loop compares, interned: a literal with a dot is not interned by the compiler, so
+# ``k == "publish.ok"`` would compare bytes even when the reader interned ``k``; against these,
+# equality of interned strings is a pointer test.
+INVOKE, OK, INFO, FAIL = map(sys.intern, ("publish.invoke", "publish.ok", "publish.info", "publish.fail"))
 #: kinds the loop folds itself; every other kind in KINDS is filed in ``Fold.lists``
 MESSAGE_KINDS = ("publish.invoke", "publish.ok", "publish.fail", "publish.info", "deliver", "ack", "drain")
 
@@ -103,31 +109,48 @@ def fold_events(events: Sequence[Event], hang_window_s: float) -> Fold:
 
 
 def _fold(events: Sequence[Event], hang: float) -> Fold | None:
+    """The loop. Written for CPython's speed, not its looks: every name it uses per event is a
+    local; the four bulk kinds come first, in the order of a typical history; kinds are compared
+    with ``==``, which is a pointer comparison when the reader interned them
+    (:func:`harness.history.read_events`), and likewise ids. The per-process maps (first-invoke
+    times, delivery counts, reorder maxima) are read through a one-entry cache of the last
+    process seen (checked with ``is``, falling back to the dict), since bulk events come in long
+    runs of one process."""
     f = Fold()
     lists: dict[str, list[Event]] = {k: [] for k in KINDS if k not in MESSAGE_KINDS}
     file = {k: v.append for k, v in lists.items()}.get
     unknown = f.unknown.append
     pub_of = f.pub_of
     setdefault = pub_of.setdefault
+    get_invoke = pub_of.get
     invokes = f.invokes
     ok_of = f.ok_of
     delivered = f.delivered
     add_delivered = delivered.add
     by_proc = f.by_proc
     proc_ts = f.publish_t
-    proc_t = proc_ts.get
     drained_add = f.drained.add
-    late = f.late
+    late = f.late.append
     runmax: dict[str, float] = {}
     inv_t = f.invoke_t.append
     ok_t = f.ok_t.append
     dl_t = f.deliver_t.append
-    slow = f.slow
+    slow = f.slow.append
     resends = f.resend_evs.append
     resend_out = f.resend_outcomes.append
+    dup_add = f.dup_ids.add
     max_wait = 0.0
-    acks = drains = orphans = 0
+    acks = drains = orphans = redelivery = resend = unflagged = 0
     last = float("-inf")
+    # one-entry caches: the last publisher seen invoking (and its first-invoke times), the last
+    # consumer seen delivering (and its run of deliveries), the publisher of the last first
+    # delivery (and its running maximum of first-invoke time)
+    inv_p: object = None
+    inv_append = None
+    dl_p: object = None
+    dl_n = 0
+    ro_p: object = None
+    ro_max = 0.0
 
     for ev in events:
         t = ev["t"]
@@ -135,19 +158,21 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             return None
         last = t
         k = ev["kind"]
-        if k == "publish.invoke":
+        if k == INVOKE:
             i = ev["id"]
             if setdefault(i, ev) is not ev:
                 invokes[i] = invokes.get(i, 1) + 1
                 resends(ev)
             else:
                 p = ev["proc"]
-                pt = proc_t(p)
-                if pt is None:
-                    pt = proc_ts[p] = []
-                pt.append(t)
+                if p is not inv_p:
+                    pt = proc_ts.get(p)
+                    if pt is None:
+                        pt = proc_ts[p] = []
+                    inv_p, inv_append = p, pt.append
+                inv_append(t)  # type: ignore[misc]
             inv_t(t)
-        elif k == "publish.ok":
+        elif k == OK:
             i = ev["id"]
             if ev["confirmed"]:
                 ok_of[i] = True
@@ -157,7 +182,7 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             if i in invokes:
                 resend_out(ev)
             else:
-                iv = pub_of.get(i)
+                iv = get_invoke(i)
                 if iv is None:
                     orphans += 1
                 else:
@@ -165,55 +190,65 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
                     if w > max_wait:
                         max_wait = w
                     if w > hang:
-                        slow.append((iv, ev))
+                        slow((iv, ev))
         elif k == "deliver":
             i = ev["id"]
             dl_t(t)
             p = ev["proc"]
-            by_proc[p] = by_proc.get(p, 0) + 1
-            n = len(delivered)
-            add_delivered(i)
-            if len(delivered) != n:
-                iv = pub_of.get(i)
+            if p is dl_p:
+                dl_n += 1
+            else:
+                if dl_p is not None:
+                    by_proc[dl_p] = by_proc.get(dl_p, 0) + dl_n  # type: ignore[index,call-overload]
+                dl_p, dl_n = p, 1
+            if i not in delivered:
+                add_delivered(i)
+                iv = get_invoke(i)
                 if iv is not None:
                     p = iv["proc"]
                     ti = iv["t"]
-                    m = runmax.get(p)
-                    if m is None or ti >= m:
-                        runmax[p] = ti
+                    if p is not ro_p:
+                        if ro_p is not None:
+                            runmax[ro_p] = ro_max  # type: ignore[index]
+                        m = runmax.get(p)
+                        ro_p, ro_max = p, (ti if m is None else m)
+                    if ti >= ro_max:
+                        ro_max = ti
                     else:
-                        late.append((i, p, ti, m))
+                        late((i, p, ti, ro_max))
             else:
-                f.dup_ids.add(i)
+                dup_add(i)
                 if ev["redelivered"]:
-                    f.redelivery += 1
+                    redelivery += 1
                 elif i in invokes:
-                    f.resend += 1
+                    resend += 1
                 else:
-                    f.unflagged += 1
+                    unflagged += 1
         elif k == "ack":
             acks += 1
         elif k == "drain":
             drained_add(ev["id"])
             drains += 1
-        elif k == "publish.info" or k == "publish.fail":
+        elif k in (INFO, FAIL):
             i = ev["id"]
-            (f.info if k == "publish.info" else f.failed).add(i)
+            (f.info if k == INFO else f.failed).add(i)
             f.notices.append(ev)
             if i in invokes:
                 resend_out(ev)
             else:
-                iv = pub_of.get(i)
+                iv = get_invoke(i)
                 if iv is None:
                     orphans += 1
                 else:
                     w = t - iv["t"]
                     max_wait = max(max_wait, w)
                     if w > hang:
-                        slow.append((iv, ev))
+                        slow((iv, ev))
         else:
             file(k, unknown)(ev)
 
+    if dl_p is not None:
+        by_proc[dl_p] = by_proc.get(dl_p, 0) + dl_n  # type: ignore[index,call-overload]
     f.n = len(events)
     f.events = events
     if f.n:
@@ -224,7 +259,9 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     f.acks = acks
     f.drain_events = drains
     f.deliveries = len(f.deliver_t)
-    f.redelivery += f.unflagged
+    f.resend = resend
+    f.unflagged = unflagged
+    f.redelivery = redelivery + unflagged
     f.lists = {k: v for k, v in lists.items() if v}
     _pair(f, hang)
     return f
@@ -236,9 +273,11 @@ def _pair(f: Fold, hang: float) -> None:
     The loop paired every outcome that came before its id was re-sent with the first invoke;
     here the outcomes after a re-send answer the latest invoke before them. O(m) set work plus
     O(r log r) for the r events of re-sent ids."""
-    unanswered = f.pub_of.keys() - f.ok_of.keys()
+    unanswered = set(filterfalse(f.ok_of.__contains__, f.pub_of))  # not a keys-view difference: no copy
     if f.failed or f.info or f.invokes:
-        unanswered = unanswered - f.failed - f.info - f.invokes.keys()
+        unanswered -= f.failed
+        unanswered -= f.info
+        unanswered.difference_update(f.invokes)
     pending = {i: f.pub_of[i] for i in unanswered}
     if f.invokes:
         multi = f.invokes

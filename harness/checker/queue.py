@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import compress
+from itertools import filterfalse
 from typing import Any
 
 from harness.checker.findings import PROOF_HISTORY, PROOF_QUEUE, Finding
@@ -56,30 +56,36 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     delivered = f.delivered
     drained = f.drained
     order = f.pub_of
-    acked = f.ok_of.keys()
-    confirmed = set(compress(f.ok_of.keys(), f.ok_of.values()))
+    ok_of = f.ok_of
+    acked = ok_of.keys()
+    n_confirmed = sum(ok_of.values())  # values are True (confirmed at least once) / False
 
-    lost = acked - delivered - drained
-    lost_confirmed = lost & confirmed
+    # the big differences walk the big side once, testing membership in the other (a
+    # ``keys_view - set`` would first copy every key into a new set)
+    lost = set(filterfalse(delivered.__contains__, acked))
+    if drained:
+        lost -= drained
+    lost_confirmed = {i for i in lost if ok_of[i]}
     lost_unconfirmed = lost - lost_confirmed
     stranded = (drained - delivered) & published
-    unexpected_delivered = delivered - published
-    unexpected = unexpected_delivered | (drained - published)
-    not_acked = published - acked
+    unexpected_delivered = delivered.difference(order)  # a dict argument: membership tests only
+    unexpected = unexpected_delivered | drained.difference(order)
+    not_acked = set(filterfalse(ok_of.__contains__, order))
     recovered = not_acked & delivered
     recovered_after_fail = recovered & f.failed
     unseen_not_acked = not_acked - delivered - drained
     indeterminate = unseen_not_acked - f.failed  # unknown outcome, never seen: allowed
     failed_unseen = unseen_not_acked & f.failed
     drained_after_delivery = drained & delivered
-    outcome_without_invoke = (acked | f.failed | f.info) - published
+    # the fold counted every outcome whose id had no invoke yet: none means none without one at all
+    outcome_without_invoke = (acked | f.failed | f.info) - published if f.orphan_outcomes else set()
 
     reordered_by, displacement, reordered_ids = reorder(f)
     reordered = len(reordered_ids)
     duplicated = f.redelivery + f.resend
     counts = {
         "published": len(published),
-        "confirmed": len(confirmed),
+        "confirmed": n_confirmed,
         "acknowledged": len(acked),
         "delivered": len(delivered),
         "drained": len(drained),

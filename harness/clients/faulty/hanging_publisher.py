@@ -1,0 +1,39 @@
+"""A publisher that hangs on one publish: it records ``publish.invoke`` for message N and then
+blocks with no outcome (a blocking call with no timeout on a half-dead socket), until SIGTERM or
+the optional ``hang_s`` cap, after which it exits without publishing the rest.
+
+The invoke has no outcome while the publisher keeps running longer than the hang window: the
+checker's **publisher hang** rule must fire (once). Run it with a short window, e.g.
+``check_options={"hang_window_s": 3}`` and ``hang_s`` a few seconds longer.
+"""
+
+from __future__ import annotations
+
+from pika.adapters.blocking_connection import BlockingChannel
+
+from harness.clients.faulty import _base
+from harness.clients.protocol import ClientContext
+
+RULE = "publisher_hang"
+LIBRARY = _base.LIBRARY
+DESCRIPTION = ("faulty (rule: publisher hang): writes publish.invoke for message `hang_at` and blocks "
+               "with no outcome until SIGTERM (or `hang_s`); the checker must report one publisher hang")
+#: hang_s None = until SIGTERM (the harness then stops it after its publish timeout)
+PARAMS = {**_base.BASE_PARAMS, "hang_at": 100, "hang_s": None}
+
+consumer = _base.correct_consumer
+
+
+def publisher(ctx: ClientContext) -> None:
+    hang_at = int(ctx.cfg.param("hang_at", PARAMS["hang_at"]))
+    cap = ctx.cfg.param("hang_s", PARAMS["hang_s"])
+
+    def body(_channel: BlockingChannel, publish: _base.Publish) -> None:
+        for seq, mid in enumerate(ctx.paced(ctx.ids())):
+            if seq == hang_at:
+                ctx.event("publish.invoke", id=mid)
+                ctx.stopping.wait(None if cap is None else float(cap))  # the hang: no outcome, ever
+                return
+            publish(mid)
+
+    _base.with_confirming_channel(ctx, body)
