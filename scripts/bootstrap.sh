@@ -90,7 +90,10 @@ case "$cmd" in
   install) install_all ;;
   test)
     install_all
-    # unit + proxy + integration + scenarios; slow soaks and benchmarks are not part of this
+    log "lint: ruff, mypy"
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy" harness
+    # unit + report + proxy + integration + scenarios; soaks and benchmarks are not part of this
     exec "$VENV/bin/python" -m pytest -m "not slow" -q "$@" ;;
   demo)
     install_all
