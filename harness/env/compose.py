@@ -144,8 +144,4 @@ class ComposeBroker:
         return text
 
     def versions(self) -> dict[str, Any]:
-        try:
-            ov = self.mgmt.overview()
-            return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
-        except HarnessFailure:
-            return {"broker": None, "erlang": None}
+        return self.mgmt.versions()

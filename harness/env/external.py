@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from harness.env.management import Management
-from harness.errors import ChaosError, HarnessFailure
+from harness.errors import ChaosError
 
 
 def redact(url: str) -> str:
@@ -95,11 +95,7 @@ class ExternalBroker:
         self.mgmt.close()
 
     def versions(self) -> dict[str, Any]:
-        try:
-            ov = self.mgmt.overview()
-            return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
-        except HarnessFailure:
-            return {"broker": None, "erlang": None}
+        return self.mgmt.versions()
 
     def _unavailable(self, *_: object, **__: object) -> Any:
         from harness.errors import FaultUnavailable

@@ -35,6 +35,14 @@ class Management:
     def overview(self) -> dict[str, Any]:
         return self._req("GET", "/overview")
 
+    def versions(self) -> dict[str, Any]:
+        """Broker and Erlang versions for results.json (None each when the API does not answer)."""
+        try:
+            ov = self.overview()
+        except HarnessFailure:
+            return {"broker": None, "erlang": None}
+        return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
+
     def create_vhost(self, vhost: str, user: str) -> None:
         self._req("PUT", f"/vhosts/{q(vhost)}", json={})
         self._req("PUT", f"/permissions/{q(vhost)}/{q(user)}",

@@ -170,6 +170,18 @@ class Stage:
         self._pending = queue.popleft()
         return self._pending
 
+    async def take_data(self) -> bytes | None:
+        """The pending chunk's bytes, for toxics that only transform bytes. At EOF the stage is
+        closed (EOF passed on) and None returned: the toxic's loop ends there."""
+        item = await self.take()
+        assert item is not None
+        data = item[1]
+        if data is EOF:
+            self.close()
+            return None
+        assert isinstance(data, bytes)
+        return data
+
     def emit(self, n: int | None = None, ts: float | None = None) -> None:
         """Forward the first ``n`` bytes of the pending item (all of it by default)."""
         pending = self._pending

@@ -10,7 +10,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.proxy.stage import EOF
 from harness.proxy.toxics.base import Toxic, register
 
 if TYPE_CHECKING:
@@ -28,13 +27,9 @@ class BandwidthToxic(Toxic):
         now = stage.link.now
         debt = 0.0  # seconds we still owe
         while True:
-            item = await stage.take()
-            assert item is not None
-            data = item[1]
-            if data is EOF:
-                stage.close()
+            data = await stage.take_data()
+            if data is None:
                 return
-            assert isinstance(data, bytes)
             rate = self.rate  # bytes per millisecond
             if rate <= 0:
                 debt = 0.0
@@ -46,10 +41,9 @@ class BandwidthToxic(Toxic):
                 await asyncio.sleep(0.1)
                 stage.emit(slice_bytes)
                 debt -= 0.1
-                item = await stage.take()
-                assert item is not None
-                data = item[1]
-                assert isinstance(data, bytes)
+                rest = await stage.take()  # the pending remainder of the same chunk
+                assert rest is not None and isinstance(rest[1], bytes)
+                data = rest[1]
             started = now()
             if debt > 0:
                 await asyncio.sleep(debt)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.proxy.stage import EOF
 from harness.proxy.toxics.base import Toxic, register
 
 if TYPE_CHECKING:
@@ -36,13 +35,9 @@ class LimitDataToxic(Toxic):
     async def pipe(self, stage: Stage) -> None:
         sent: _Sent = stage.state
         while True:
-            item = await stage.take()
-            assert item is not None
-            data = item[1]
-            if data is EOF:
-                stage.close()
+            data = await stage.take_data()
+            if data is None:
                 return
-            assert isinstance(data, bytes)
             allowed = max(self.bytes - sent.n, 0)
             n = min(len(data), allowed)
             if n > 0:

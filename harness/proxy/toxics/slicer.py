@@ -12,7 +12,6 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.proxy.stage import EOF
 from harness.proxy.toxics.base import Toxic, register
 
 if TYPE_CHECKING:
@@ -48,13 +47,9 @@ class SlicerToxic(Toxic):
 
     async def pipe(self, stage: Stage) -> None:
         while True:
-            item = await stage.take()
-            assert item is not None
-            data = item[1]
-            if data is EOF:
-                stage.close()
+            data = await stage.take_data()
+            if data is None:
                 return
-            assert isinstance(data, bytes)
             for size in self.sizes(len(data)):
                 stage.emit(size)
                 await asyncio.sleep(self.delay / 1_000_000)
