@@ -92,7 +92,7 @@ def fired_rules(doc: dict[str, Any]) -> set[str]:
     return fired
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def env() -> Iterator[Environment]:
     e = Environment(STATE_DIR, base_port=BASE_PORT)
     try:

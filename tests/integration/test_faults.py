@@ -51,7 +51,7 @@ def measured(what: str) -> None:
 
 
 # ---- session: one broker, one proxy server ------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker() -> Iterator[LocalBroker]:
     b = LocalBroker(STATE_DIR, base_port=BASE_PORT)
     try:
@@ -68,7 +68,7 @@ def broker() -> Iterator[LocalBroker]:
         assert left == [], f"broker processes left behind: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def proxy_server() -> Iterator[ToxiproxyServer]:
     server = find_or_start_server(PROXY_DIR, port=PROXY_PORT)
     try:
@@ -79,7 +79,7 @@ def proxy_server() -> Iterator[ToxiproxyServer]:
         assert left == [], f"proxy processes left behind: {left}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def toxiproxy(proxy_server: ToxiproxyServer) -> Iterator[ToxiproxyClient]:
     with ToxiproxyClient(proxy_server.url) as client:
         yield client

@@ -58,7 +58,7 @@ EXPECT_RESTART: dict[str, str] = {
 ALL = sorted(EXPECT_RESTART)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker() -> Iterator[Any]:
     from harness.env.local import LocalBroker
 
