@@ -332,9 +332,10 @@ def bench_proxy(
 
     with Environment(state_dir, base_port) as env:
         url = env.proxy_server.url if env.proxy_server else None
+        versions = env.versions()
         amqp = bench_amqp("127.0.0.1", env.broker.amqp_port, seconds=seconds, url=url)
         tcp = bench_tcp(seconds=seconds / 2, url=url)
-    _emit({"bench": "proxy", "amqp": amqp, "tcp": tcp, "toxiproxy": env.versions().get("toxiproxy")})
+    _emit({"bench": "proxy", "amqp": amqp, "tcp": tcp, "versions": versions})
 
 
 @bench_app.command("soak")

@@ -39,7 +39,7 @@ class Management:
         """Broker and Erlang versions for results.json (None each when the API does not answer)."""
         try:
             ov = self.overview()
-        except HarnessFailure:
+        except (HarnessFailure, RuntimeError):  # RuntimeError: the client was already closed
             return {"broker": None, "erlang": None}
         return {"broker": ov.get("rabbitmq_version"), "erlang": ov.get("erlang_version")}
 
