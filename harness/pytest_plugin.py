@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-clients", default="pika-recover",
                 help="comma-separated clients the chaos_client fixture is parametrised over")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
-    g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 35672]")
+    g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 21672]")
     g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
                 choices=["local", "external", "compose"], help="broker backend [default: local]")
     g.addoption("--chaos-amqp-url", default=None, help="external backend AMQP URL [default: $RABBIT_CHAOS_AMQP_URL]")

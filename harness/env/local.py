@@ -27,7 +27,9 @@ from harness.env.management import Management
 from harness.errors import ChaosError, HarnessFailure
 
 RABBIT_BIN = Path(os.environ.get("RABBIT_CHAOS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-DEFAULT_BASE_PORT = 35672
+#: Below Linux's ephemeral range (32768-60999): a listening port inside it can be taken as the
+#: source port of any outgoing connection while the broker is down (seen: eaddrinuse at restart).
+DEFAULT_BASE_PORT = 21672
 USER = "guest"
 PASSWORD = "guest"  # the node's default user; guest may only log in from loopback, which is all we use
 

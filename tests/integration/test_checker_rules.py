@@ -6,8 +6,8 @@ Why real runs and not only synthetic histories (tests/unit/test_checker*.py): th
 evidence the harness really records (queue samples, drain, proc.exit, timing) is enough for each
 rule, so a user can trust a ``pass`` because they have seen each ``fail`` happen.
 
-One broker per session (boot costs seconds), one run (vhost) per case. Base port: 49672 unless
-RC_RULES_BASE_PORT says otherwise (48672 is another suite's default on shared boxes).
+One broker per session (boot costs seconds), one run (vhost) per case. Base port: 22972 unless
+RC_RULES_BASE_PORT says otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from harness.env.environment import Environment
 pytestmark = pytest.mark.broker
 
 STATE_DIR = Path("/tmp/rc-rules-state")
-BASE_PORT = int(os.environ.get("RC_RULES_BASE_PORT", "49672"))
+BASE_PORT = int(os.environ.get("RC_RULES_BASE_PORT", "22972"))
 COUNT = 200
 #: the small fault-free workload every case shares (about 2 s of publishing)
 WORKLOAD: dict[str, Any] = {"count": COUNT, "rate": 100.0, "warmup_s": 1.0, "fault": "none", "fault_s": 0.5,

@@ -27,7 +27,7 @@ def ours_running(base_port: int, reports: Path) -> list[str]:
 
 
 def test_ctrl_c_keeps_finished_cells_and_writes_the_report(tmp_path: Path):
-    base, reports = 50672, tmp_path / "reports"
+    base, reports = 23072, tmp_path / "reports"
     cmd = [*CLI, "matrix", "--clients", "pika-recover", "--faults", "none,connection-cut,none",
            "--count", "400", "--rate", "100", "--warmup", "1", "--fault-for", "2",
            "--reports-dir", str(reports), "--state-dir", str(tmp_path / "state"), "--base-port", str(base)]

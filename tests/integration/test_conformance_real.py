@@ -24,7 +24,7 @@ BROKEN = [sys.executable, str(Path(__file__).with_name("conformance_broken_clien
 
 @pytest.fixture(scope="module")
 def conf_env() -> Iterator[Environment]:
-    env = Environment(Path("/tmp/rc-conf-state"), base_port=47672)
+    env = Environment(Path("/tmp/rc-conf-state"), base_port=22872)
     try:
         env.start()
         yield env

@@ -14,7 +14,7 @@ from harness.env.local import LocalBroker
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
-BASE = 52672
+BASE = 23172
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Every fault of the catalogue, observed on real connections: a real broker (our own node, ports
-46672-46675) and our embedded proxy (API on 46680). Each test starts the fault through the same
+22772-22775) and our embedded proxy (API on 22780). Each test starts the fault through the same
 ``FaultContext`` a run uses, measures what a client would see, heals, and checks the heal.
 
 Two kinds of probe: pika (real AMQP round trips: a passive queue.declare) and raw sockets that
@@ -39,8 +39,8 @@ pytestmark = pytest.mark.broker
 
 STATE_DIR = Path("/tmp/rc-faults-state")
 PROXY_DIR = Path("/tmp/rc-faults-proxy")
-BASE_PORT = 46672
-PROXY_PORT = 46680
+BASE_PORT = 22772
+PROXY_PORT = 22780
 QUEUE = "rabbit-chaos.q"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 ENV_PROBE = "[application:get_env(rabbit, K) || K <- [consumer_timeout, channel_tick_interval]]."

@@ -32,7 +32,7 @@ if not (EXAMPLE / "node_modules" / "amqplib").is_dir():
 
 @pytest.fixture(scope="module")
 def node_env() -> Iterator[Environment]:
-    env = Environment(Path("/tmp/rc-conf-state"), base_port=47672)
+    env = Environment(Path("/tmp/rc-conf-state"), base_port=22872)
     try:
         env.start()
         yield env

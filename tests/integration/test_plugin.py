@@ -25,7 +25,7 @@ def _reports(tmp_path: Path) -> list[Path]:
 
 def test_clients_parametrised_and_one_report(pytester: pytest.Pytester, tmp_path: Path):
     pytester.makepyfile(test_cells=TEST_FILE)
-    res = pytester.runpytest_subprocess(*_opts(tmp_path, 56672), "--chaos-clients", "pika-recover,pika-naive", "-v")
+    res = pytester.runpytest_subprocess(*_opts(tmp_path, 23572), "--chaos-clients", "pika-recover,pika-naive", "-v")
     res.assert_outcomes(passed=2)
     res.stdout.fnmatch_lines(["*test_cell?pika-recover? PASSED*", "*test_cell?pika-naive? PASSED*",
                               "rabbit-chaos report: *report.html"])
@@ -36,7 +36,7 @@ def test_clients_parametrised_and_one_report(pytester: pytest.Pytester, tmp_path
 
 def test_xdist_workers_get_their_own_broker_and_one_merged_report(pytester: pytest.Pytester, tmp_path: Path):
     pytester.makepyfile(test_cells=TEST_FILE)
-    res = pytester.runpytest_subprocess(*_opts(tmp_path, 56702), "--chaos-clients", "pika-recover,pika-naive",
+    res = pytester.runpytest_subprocess(*_opts(tmp_path, 23602), "--chaos-clients", "pika-recover,pika-naive",
                                         "-n", "2")
     res.assert_outcomes(passed=2)
     [report] = _reports(tmp_path)
@@ -58,6 +58,6 @@ def test_kernel_marked_tests_skip_with_the_reason(pytester: pytest.Pytester, mon
         def test_needs_root():
             raise AssertionError("must not run")
     """)
-    res = pytester.runpytest(*_opts(tmp_path, 56732), "-rs")
+    res = pytester.runpytest(*_opts(tmp_path, 23632), "-rs")
     res.assert_outcomes(skipped=1)
     res.stdout.fnmatch_lines(["*kernel faults need root (test)*"])

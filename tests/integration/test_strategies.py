@@ -31,7 +31,7 @@ pytestmark = pytest.mark.broker
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path("/tmp/rc-clients-state")
-BASE_PORT = 45672
+BASE_PORT = 22672
 COUNT = 300
 RATE = 200.0
 
