@@ -344,14 +344,18 @@ class Connection:
         toxics = self.proxy.toxics
         toxics.attach(self.up)
         toxics.attach(self.down)
-        if client.early:
-            self.up.paused = True  # data_received paused it
-            for data in client.early:
-                self.up.feed(data)
-            client.early.clear()
-        if client.early_eof:
-            self.up.feed_eof()
-        self.up.update_reading()
+        # Either side may have sent data, EOF or closed while the upstream dial completed (its
+        # callbacks run before this coroutine resumes): replay that into the new links, or an
+        # upstream that closes at once would leave the client hanging open.
+        for side, link in ((client, self.up), (upstream, self.down)):
+            if side.early:
+                link.paused = True  # data_received paused it
+                for data in side.early:
+                    link.feed(data)
+                side.early.clear()
+            if side.early_eof or side.lost:
+                link.feed_eof()
+            link.update_reading()
 
     def other(self, link: Link) -> Link | None:
         return self.down if link is self.up else self.up
