@@ -8,7 +8,6 @@ module boots its own afterwards on the same ports.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = [sys.executable, str(Path(__file__).with_name("conformance_broken_client.py"))]
 
-
-@pytest.fixture(scope="module")
-def conf_env() -> Iterator[Environment]:
-    env = Environment(Path("/tmp/rc-conf-state"), base_port=22872)
-    try:
-        env.start()
-        yield env
-    finally:
-        env.stop()
 
 
 @pytest.mark.parametrize("strategy", ["pika-async", "pika-recover"])

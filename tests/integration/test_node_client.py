@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,31 +29,22 @@ if not (EXAMPLE / "node_modules" / "amqplib").is_dir():
                 "(bash scripts/bootstrap.sh install does)", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def node_env() -> Iterator[Environment]:
-    env = Environment(Path("/tmp/rc-conf-state"), base_port=22872)
-    try:
-        env.start()
-        yield env
-    finally:
-        env.stop()
 
-
-def test_node_client_passes_check_client(node_env: Environment, tmp_path: Path) -> None:
-    res = conformance.check(node_env, "node-amqplib", tmp_path, command=COMMAND)
+def test_node_client_passes_check_client(conf_env: Environment, tmp_path: Path) -> None:
+    res = conformance.check(conf_env, "node-amqplib", tmp_path, command=COMMAND)
     print(res.render())
     assert res.ok, res.render()
 
 
-def test_node_client_fault_free_run_passes(node_env: Environment, tmp_path: Path) -> None:
-    doc = run_cell(node_env, RunSpec(client="node-amqplib", count=300, rate=100), tmp_path, command=COMMAND)
+def test_node_client_fault_free_run_passes(conf_env: Environment, tmp_path: Path) -> None:
+    doc = run_cell(conf_env, RunSpec(client="node-amqplib", count=300, rate=100), tmp_path, command=COMMAND)
     assert doc["verdict"] == "pass", doc["reasons"]
     assert doc["counts"]["confirmed"] == doc["counts"]["delivered"] == 300
 
 
 @pytest.mark.parametrize("fault", ["broker-restart", "connection-cut"])
-def test_node_client_runs_to_a_verdict_under_faults(node_env: Environment, tmp_path: Path, fault: str) -> None:
-    doc = run_cell(node_env, RunSpec(client="node-amqplib", fault=fault, count=500, rate=100), tmp_path,
+def test_node_client_runs_to_a_verdict_under_faults(conf_env: Environment, tmp_path: Path, fault: str) -> None:
+    doc = run_cell(conf_env, RunSpec(client="node-amqplib", fault=fault, count=500, rate=100), tmp_path,
                    command=COMMAND)
     print(f"node-amqplib × {fault}: {doc['verdict']} counts={json.dumps(doc['counts'])} "
           f"timing={json.dumps({k: doc['timing'].get(k) for k in ('detection_s', 'recovery_s', 'wall_s')})} "

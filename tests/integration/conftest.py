@@ -1,0 +1,22 @@
+"""Shared fixtures for the integration tests that need a whole environment (broker + proxy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.env.environment import Environment
+
+
+@pytest.fixture(scope="module")
+def conf_env() -> Iterator[Environment]:
+    """One environment per module that asks for it (ports 22872+), stopped when the module ends,
+    so two modules never hold the same ports at once."""
+    env = Environment(Path("/tmp/rc-conf-state"), base_port=22872)
+    try:
+        env.start()
+        yield env
+    finally:
+        env.stop()
