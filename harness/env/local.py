@@ -152,8 +152,8 @@ class LocalBroker:
                 "run `bash scripts/bootstrap.sh` (installs Debian's rabbitmq-server), or use --backend external",
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.record.reap()
-        procs.ensure_ports_free(self.ports.as_dict())
+        reaped = self.record.reap()
+        procs.ensure_ports_free(self.ports.as_dict(), settle_s=10.0 if reaped else 0.0)
         shutil.rmtree(self.state_dir / "mnesia", ignore_errors=True)
         self._write_config()
         self._start_epmd()

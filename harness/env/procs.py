@@ -36,10 +36,21 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # a zombie is "alive" to kill(0) but is gone for our purposes
+    # A zombie is "alive" to kill(0) but gone for our purposes. Only the whole thread group
+    # counts: after SIGKILL the leader thread of a multithreaded process (beam.smp runs dozens
+    # of threads) turns Z while other threads still tear down and hold its sockets open, so a
+    # port is free only once every task of the group is gone.
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(_task_running(pid, t) for t in tasks)
+
+
+def _task_running(pid: int, tid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except OSError:
         return False
 
@@ -173,9 +184,16 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def ensure_ports_free(ports: dict[str, int]) -> None:
-    """One clear error naming the first port in use and how to pick others."""
+def ensure_ports_free(ports: dict[str, int], settle_s: float = 0.0) -> None:
+    """One clear error naming the first port in use and how to pick others.
+
+    ``settle_s``: after we have just killed a process that held these ports, the kernel may
+    still be releasing its sockets for a moment; wait up to that long before calling a port
+    taken."""
+    deadline = time.monotonic() + settle_s
     for what, port in ports.items():
+        while not port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if not port_free(port):
             raise ChaosError(
                 f"port {port} ({what}) on 127.0.0.1 is already in use by another process",
