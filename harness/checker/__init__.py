@@ -31,7 +31,7 @@ from harness.checker.liveness import check_liveness
 from harness.checker.model import CheckOptions, CheckResult, Counts, Timing, Verdict
 from harness.checker.queue import judge
 from harness.checker.timeline import throughput
-from harness.checker.timing import measure
+from harness.checker.timing import measure, prediction_notes
 from harness.checker.verdict import combine
 from harness.history import Event, read_events, validate_event
 
@@ -86,8 +86,8 @@ def _check(evs: list[Event], problems: list[str], opts: CheckOptions) -> CheckRe
                              "exit_reason": p.exit_reason, "code": p.code, "expected": p.expected}
                     for p in life.clients()},
     }
-    return CheckResult(verdict=verdict, reasons=reasons, notes=q.notes, counts=Counts(**q.counts),
-                       timing=timing, metrics=metrics, examples=q.examples)
+    return CheckResult(verdict=verdict, reasons=reasons, notes=[*q.notes, *prediction_notes(timing)],
+                       counts=Counts(**q.counts), timing=timing, metrics=metrics, examples=q.examples)
 
 
 def _unreadable(evs: list[Event], problems: list[str], exc: Exception) -> CheckResult:

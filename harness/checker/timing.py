@@ -24,6 +24,10 @@ from harness.checker.model import Timing
 from harness.history import Event
 
 NOTICE_KINDS = ("conn.lost", "conn.blocked", "consume.cancelled")
+#: seconds a measured detection may fall outside its predicted window before it is called early or
+#: late: ``fault.start`` is written before the fault acts (an API call, a signal) and a loaded
+#: machine runs timers late; a bug report must not hinge on a few milliseconds
+PREDICTION_SLACK_S = 1.0
 
 
 def _t(ev: Event) -> float:
@@ -47,6 +51,53 @@ def _first_after(events: Sequence[Event], t: float, kind: str, want: set[str]) -
             if want <= per.keys():
                 break
     return first, per
+
+
+def predict_detection(idx: Fold, t_fault: float, det_proc: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The detection time each client's heartbeat predicts, beside the measured one.
+
+    Only when the first fault silences the connection (its ``fault.start`` says ``silent``): a
+    fault that closes or resets it is noticed at once, whatever the heartbeat. Per process: the
+    window its ``client.start`` declared (``heartbeat_window_s``, see
+    :mod:`harness.clients.heartbeat`), the measured time, and whether that fell inside, was
+    early (something other than the heartbeat told it first), or late (past the latest time its
+    library promises: worth a bug report), each with ``PREDICTION_SLACK_S`` of slack. Processes
+    the fault did not target are left out. O(c) for c clients."""
+    first = next((ev for ev in idx.kind("fault.start") if ev["t"] == t_fault), None)
+    if first is None or not first.get("silent"):
+        return None
+    params = first.get("params")
+    target = params.get("target", "all") if isinstance(params, dict) else "all"
+    per: dict[str, Any] = {}
+    for ev in idx.kind("client.start"):
+        if target not in ("all", ev["role"]) or ev["proc"] in per:
+            continue
+        window = ev.get("heartbeat_window_s")
+        measured = det_proc.get(ev["proc"], {}).get("detection_s")
+        row: dict[str, Any] = {"role": ev["role"], "library": ev.get("library"),
+                               "heartbeat_s": ev.get("heartbeat_s"), "window_s": window,
+                               "measured_s": measured}
+        if isinstance(window, list) and len(window) == 2 and measured is not None:
+            lo, hi = window
+            slack = PREDICTION_SLACK_S
+            row["within"] = ("early" if measured < lo - slack
+                             else "late" if hi is not None and measured > hi + slack else "inside")
+        per[ev["proc"]] = row
+    return {"fault": first.get("fault"), "by_proc": per}
+
+
+def prediction_notes(timing: Timing) -> list[str]:
+    """Sentences for the processes that noticed a silent fault later than their heartbeat
+    predicts (a library bug or a blocked I/O loop: either way worth reporting). Never a verdict
+    change: a late detection loses nothing by itself; the message counts judge that."""
+    pred = timing.detail.get("heartbeat_prediction") or {}
+    notes = []
+    for proc, row in pred.get("by_proc", {}).items():
+        if row.get("within") == "late":
+            notes.append(f"{proc} ({row['library']}, heartbeat {row['heartbeat_s']} s) noticed the silent fault "
+                         f"{pred.get('fault')} after {row['measured_s']:.1f} s, later than its heartbeat predicts "
+                         f"(at most {row['window_s'][1]:.1f} s)")
+    return notes
 
 
 def measure(idx: Fold, life: Lifecycle) -> Timing:
@@ -77,6 +128,9 @@ def measure(idx: Fold, life: Lifecycle) -> Timing:
     timing.detection_s = (notices[0]["t"] - t_fault) if notices else None
     timing.detection_by_role = det_role
     detail["detection_by_proc"] = det_proc
+    predicted = predict_detection(idx, t_fault, det_proc)
+    if predicted is not None:
+        detail["heartbeat_prediction"] = predicted
 
     # recovery
     if any(b is None for _, _, b in life.faults):

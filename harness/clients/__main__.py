@@ -10,6 +10,7 @@ import argparse
 import sys
 import traceback
 
+from harness.clients.heartbeat import detection_window
 from harness.clients.protocol import ClientContext, load_config
 from harness.clients.registry import get
 
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     strategy = get(args.strategy)
     ctx = ClientContext(cfg)
     ctx.install_sigterm()
-    ctx.event("client.start", library=strategy.library, version=strategy.version, strategy=strategy.name)
+    heartbeat = cfg.param("heartbeat", strategy.params.get("heartbeat"))
+    window = detection_window(strategy.library, heartbeat)
+    ctx.event("client.start", library=strategy.library, version=strategy.version, strategy=strategy.name,
+              heartbeat_s=heartbeat, heartbeat_window_s=None if window is None else list(window))
     role_fn = getattr(strategy.load(), cfg.role)
     try:
         role_fn(ctx)

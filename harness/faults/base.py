@@ -78,6 +78,13 @@ class Fault:
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def silences(self) -> bool:
+        """Does this fault leave the client's connection open while nothing reaches the client
+        (a blackhole, a paused broker)? Then only the client's heartbeat can tell it, and the
+        checker shows the detection time its heartbeat predicts beside the measured one. False
+        for faults that close, reset or refuse: the client is told at once."""
+        return False
+
     @classmethod
     def param_specs(cls) -> list[tuple[str, str, Any]]:
         """(name, type as users write it, default) for `rabbit-chaos faults`; Literal shows its choices."""

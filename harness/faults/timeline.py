@@ -212,7 +212,8 @@ class Timeline:
                 w = self.windows[step.window]
                 if step.action == "start":
                     nemesis.write("fault.start", fault=w.fault.name, params=w.fault.params(), step=n,
-                                  window=step.window, planned_s=step.at, spec=w.label)
+                                  window=step.window, planned_s=step.at, spec=w.label,
+                                  silent=w.fault.silences())
                     active[step.window] = n
                     w.fault.start(ctx)
                 else:

@@ -86,8 +86,29 @@ def _timing(timing: dict[str, Any]) -> list[tuple[str, str]]:
     for label, key in (("detection", "detection_by_role"), ("recovery", "recovery_by_role")):
         for role, v in sorted(_dict(timing.get(key)).items()):
             rows.append((f"{label}, {role}", fmt.seconds(v)))
+    rows += _predicted_rows(_dict(_dict(timing.get("detail")).get("heartbeat_prediction")))
     rows += [("whole run (wall)", fmt.seconds(timing.get("wall_s"))),
              ("warm-up start → heal", fmt.seconds(timing.get("timeline_s")))]
+    return rows
+
+
+def _predicted_rows(pred: dict[str, Any]) -> list[tuple[str, str]]:
+    """The detection window each client's heartbeat predicts for a silent fault, beside what
+    was measured (see harness.clients.heartbeat)."""
+    rows = []
+    for proc, row in sorted(_dict(pred.get("by_proc")).items()):
+        row = _dict(row)
+        window = row.get("window_s")
+        if isinstance(window, list) and len(window) == 2:
+            hi = "no bound" if window[1] is None else fmt.seconds(window[1])
+            predicted = f"{fmt.seconds(window[0])} – {hi}"
+        else:
+            predicted = "no model for this library (or heartbeat off)"
+        measured = fmt.seconds(row.get("measured_s"), missing="never noticed")
+        within = f" ({fmt.text(row['within'])})" if row.get("within") else ""
+        label = (f"detection predicted by heartbeat, {fmt.text(proc)} "
+                 f"({fmt.text(row.get('library'))}, heartbeat {fmt.text(row.get('heartbeat_s'))} s)")
+        rows.append((label, f"{predicted}; measured {measured}{within}"))
     return rows
 
 

@@ -70,6 +70,10 @@ CASES: dict[str, Case] = {
                            {"published": 101, "delivered": 100},
                            {"params": {"hang_at": 100, "hang_s": 5.0}, "check_options": {"hang_window_s": 3.0}},
                            reason="publisher hang: publisher-0"),
+    # not a faulty client: a silent fault, so the report shows the detection time pika's heartbeat
+    # (2 s: checked every 7 s) predicts, 7-14 s, beside the measured one
+    "heartbeat-detection": Case("pika-recover", "pass", frozenset(), {"lost": 0, "stranded": 0},
+                                {"fault": "partition", "fault_s": 18.0, "params": {"heartbeat": 2}}),
     "crash-unknown": Case(BY_RULE["client_crash"], "unknown", frozenset({"client_crash"}),
                           {"delivered": COUNT, "stranded": 0, "lost": 0},
                           reason="consumer-0 exited at"),
@@ -117,7 +121,21 @@ def test_rule_fires_on_a_real_run(name: str, env: Environment, tmp_path: Path) -
         assert doc["counts"][key] == want, f"{key}: {summary}"
     if case.reason is not None:
         assert any(case.reason in r for r in doc["reasons"]), summary
+    if name == "heartbeat-detection":
+        _assert_heartbeat_prediction(doc, summary)
     if "reordered" in case.fired:
         assert doc["metrics"]["reorder_max_displacement"] == 9, summary
     if case.verdict == "pass" and case.fired:
         assert doc["notes"], summary  # notes-only rules (duplicates, reordering) are reported as notes
+
+
+def _assert_heartbeat_prediction(doc: dict[str, Any], summary: str) -> None:
+    pred = doc["timing"]["detail"]["heartbeat_prediction"]
+    assert pred["fault"] == "partition", summary
+    rows = pred["by_proc"]
+    assert set(rows) == {"publisher-0", "consumer-0"}, summary
+    for proc, row in rows.items():
+        assert row["library"] == "pika" and row["heartbeat_s"] == 2, (proc, row)
+        assert row["window_s"] == [7.0, 14.0], (proc, row)
+        # pika noticed by heartbeat, within its window (give or take the checker's slack)
+        assert row["within"] == "inside", (proc, row, summary)

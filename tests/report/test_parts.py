@@ -104,3 +104,18 @@ def test_seconds_formatting() -> None:
     assert fmt.seconds(3.456) == "3.46 s"
     assert fmt.seconds(250) == "250 s"
     assert fmt.seconds(None) == "—" and fmt.seconds(True) == "—" and fmt.seconds("1") == "—"
+
+
+def test_heartbeat_prediction_rows_sit_beside_the_measured_detection() -> None:
+    doc = fake_run("pika-recover", "partition")
+    doc["timing"]["detail"] = {"heartbeat_prediction": {"fault": "partition", "by_proc": {
+        "consumer-0": {"role": "consumer", "library": "pika", "heartbeat_s": 2, "window_s": [7.0, 14.0],
+                       "measured_s": 9.5, "within": "inside"},
+        "publisher-0": {"role": "publisher", "library": "<b>x</b>", "heartbeat_s": 2, "window_s": None,
+                        "measured_s": None},
+    }}}
+    rows = dict(view.build(doc, "a").timing_rows)
+    assert rows["detection predicted by heartbeat, consumer-0 (pika, heartbeat 2 s)"] == \
+        "7.00 s – 14.00 s; measured 9.50 s (inside)"
+    other = rows["detection predicted by heartbeat, publisher-0 (<b>x</b>, heartbeat 2 s)"]
+    assert other == "no model for this library (or heartbeat off); measured never noticed"

@@ -67,5 +67,8 @@ class BrokerPause(Fault):
         _require_process(self, ctx)
         ctx.broker.pause()
 
+    def silences(self) -> bool:
+        return True
+
     def heal(self, ctx: FaultContext) -> None:
         ctx.broker.resume()  # SIGCONT to a running (or absent) beam is harmless

@@ -44,6 +44,9 @@ class HeartbeatStarvation(ToxicFault):
     def attributes(self) -> dict[str, Any]:
         return {"latency": self.silence_ms, "jitter": 0}
 
+    def silences(self) -> bool:
+        return self.stream == "downstream"  # the client hears nothing
+
     def validate(self) -> None:
         super().validate()
         check_range(self, "heartbeat_s", self.heartbeat_s, 1)

@@ -89,6 +89,9 @@ class KernelBlackhole(_KernelFault):
     def rules(self, port: int) -> list[list[str]]:
         return _both(port, "-j", "DROP")
 
+    def silences(self) -> bool:
+        return True
+
 
 @dataclass
 class KernelOneWay(_KernelFault):
@@ -102,6 +105,9 @@ class KernelOneWay(_KernelFault):
     def validate(self) -> None:
         if not 0 < self.loss <= 1:
             raise ChaosError(f"kernel-oneway: loss={self.loss} must be in (0, 1]", "e.g. kernel-oneway:loss=1.0")
+
+    def silences(self) -> bool:
+        return self.direction == "from-broker" and self.loss >= 1.0
 
     def rules(self, port: int) -> list[list[str]]:
         flag = "--dport" if self.direction == "to-broker" else "--sport"

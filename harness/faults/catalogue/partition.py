@@ -36,6 +36,9 @@ class Partition(Fault):
 
     toxic_type: ClassVar[str] = "hold"
 
+    def silences(self) -> bool:
+        return True
+
     def start(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
             for stream in STREAMS:

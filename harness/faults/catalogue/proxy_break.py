@@ -26,6 +26,11 @@ class Timeout(ToxicFault):
     def attributes(self) -> dict[str, Any]:
         return {"timeout": self.timeout_ms}
 
+    def silences(self) -> bool:
+        # timeout_ms > 0 closes the connection; the upstream direction alone leaves the broker's
+        # bytes (heartbeats, and the close it sends once it misses ours) reaching the client
+        return self.timeout_ms == 0 and self.stream in ("both", "downstream")
+
     def validate(self) -> None:
         super().validate()
         check_range(self, "timeout_ms", self.timeout_ms, 0)
