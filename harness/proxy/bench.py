@@ -3,7 +3,9 @@
 Functions only; the CLI (``rabbit-chaos bench proxy``) wires them in. Each starts what it needs
 (our embedded server unless ``url`` names one, a local upstream on 127.0.0.1) and stops it.
 The goal set in DESIGN.md: AMQP confirmed-publish throughput through the proxy / direct >= 0.95
-(real Toxiproxy 2.12 measured 0.87-0.92 on the same machine kind).
+(real Toxiproxy 2.12 measured 0.87-0.92 on the same machine kind) -- for a publisher that keeps a
+window of confirms in flight; the one-confirm-at-a-time ratio is reported too, as the proxy's
+added round-trip latency (see bench_amqp.py for why the two differ).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.env.toxiproxy import ToxiproxyClient, find_or_start_server
+from harness.proxy.bench_amqp import publish_sync, publish_window
 
 BLOCK = 1024 * 1024
 
@@ -133,57 +136,38 @@ def bench_tcp(seconds: float = 5.0, url: str | None = None) -> dict[str, Any]:
             "rtt_added_us": round(rtt_proxied - rtt_direct, 1)}
 
 
-def _amqp_publish(host: str, port: int, seconds: float) -> dict[str, float]:
-    import pika  # only this benchmark needs it
-
-    params = pika.ConnectionParameters(host=host, port=port, heartbeat=0, blocked_connection_timeout=30,
-                                       client_properties={"connection_name": "rabbit-chaos bench proxy"})
-    conn = pika.BlockingConnection(params)
-    try:
-        ch = conn.channel()
-        ch.confirm_delivery()
-        queue = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        body = b"x" * 256
-        for _ in range(50):  # warm-up
-            ch.basic_publish("", queue, body)
-        lat: list[float] = []
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < seconds:
-            t = time.perf_counter()
-            ch.basic_publish("", queue, body)  # returns when the broker confirmed it
-            lat.append(time.perf_counter() - t)
-        elapsed = time.monotonic() - t0
-        ch.queue_delete(queue)
-    finally:
-        conn.close()
-    lat.sort()
-    return {"msg_s": round(len(lat) / elapsed, 1),
-            "p50_ms": round(lat[len(lat) // 2] * 1e3, 3),
-            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3, 3)}
-
-
-def bench_amqp(amqp_host: str, amqp_port: int, seconds: float = 10.0, url: str | None = None) -> dict[str, Any]:
-    """pika BlockingConnection publishing with confirms (one at a time): msg/s and confirm
-    latency p50/p99, direct vs through the proxy. Short rounds alternate the two paths and the
-    ratio is the median of per-round ratios, so a neighbour's CPU burst skews one round, not all.
+def bench_amqp(amqp_host: str, amqp_port: int, seconds: float = 10.0, url: str | None = None,
+               window: int = 64) -> dict[str, Any]:
+    """pika publishing with confirms, direct vs through the proxy, two ways (see
+    :mod:`harness.proxy.bench_amqp`): ``window`` (``window`` publishes in flight: throughput, the
+    goal's ratio) and ``sync`` (one confirm at a time: the proxy's added round-trip latency).
+    Short rounds alternate the paths and the modes; each ratio is the median of per-round
+    ratios, so a neighbour's CPU burst skews one round, not all.
     """
     rounds = max(2, int(seconds // 4))
-    per_run = seconds / (2 * rounds)
+    per_run = seconds / (4 * rounds)
+    modes = {"window": lambda h, p: publish_window(h, p, per_run, window),
+             "sync": lambda h, p: publish_sync(h, p, per_run)}
     with _server(url) as client, _proxy(client, f"{amqp_host}:{amqp_port}", "bench_amqp") as pport:
-        direct, proxied = [], []
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {m: {"direct": [], "proxied": []} for m in modes}
         for _ in range(rounds):
-            direct.append(_amqp_publish(amqp_host, amqp_port, per_run))
-            proxied.append(_amqp_publish("127.0.0.1", pport, per_run))
+            for mode, run in modes.items():
+                runs[mode]["direct"].append(run(amqp_host, amqp_port))
+                runs[mode]["proxied"].append(run("127.0.0.1", pport))
         version = client.version()
 
-    def merged(runs: list[dict[str, float]]) -> dict[str, float]:
-        return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    def merged(samples: list[dict[str, float]]) -> dict[str, float]:
+        return {k: round(statistics.median(r[k] for r in samples), 3) for k in samples[0]}
 
-    ratios = [p["msg_s"] / d["msg_s"] for d, p in zip(direct, proxied, strict=True) if d["msg_s"]]
-    return {"server_version": version, "seconds": seconds, "rounds": rounds,
-            "direct": merged(direct), "proxied": merged(proxied),
-            "ratio": round(statistics.median(ratios), 3) if ratios else None,
-            "round_ratios": [round(r, 3) for r in ratios]}
+    out: dict[str, Any] = {"server_version": version, "seconds": seconds, "rounds": rounds, "window": window}
+    for mode, paths in runs.items():
+        ratios = [p["msg_s"] / d["msg_s"] for d, p in zip(paths["direct"], paths["proxied"], strict=True)
+                  if d["msg_s"]]
+        out[mode] = {"direct": merged(paths["direct"]), "proxied": merged(paths["proxied"]),
+                     "ratio": round(statistics.median(ratios), 3) if ratios else None,
+                     "round_ratios": [round(r, 3) for r in ratios]}
+    out["ratio"] = out["window"]["ratio"]  # the goal's number (>= 0.95)
+    return out
 
 
 # -- soak ------------------------------------------------------------------------------------
