@@ -29,10 +29,10 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import compress, islice, repeat
-from operator import ge, is_not, itemgetter, setitem
+from operator import is_not, itemgetter, setitem
 from pathlib import Path
 from sys import intern
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO, Union, cast
 
 import msgspec
 
@@ -219,13 +219,28 @@ _BLOCK = 4096
 _decode_json = msgspec.json.Decoder().decode
 _SKIP = object()  # a blank line: no event, no problem
 _ABSENT = object()  # dict.get's default where absent and null must differ
-_NUMBERS = frozenset({int, float, bool})  # what isinstance(x, (int, float)) admits of decoded JSON
-_ID_TYPES = frozenset({str, object})  # an id is a string or absent (_ABSENT is an object())
-#: (kind, role) pairs validate_event accepts
-_ALLOWED = frozenset((k, r) for k, (roles, _) in KINDS.items() for r in roles)
-#: every field an event of a kind must have
-_REQUIRED = {k: frozenset((*BASE_FIELDS, *required)) for k, (_, required) in KINDS.items()}
-_KIND_PROC_ROLE = ("kind", "proc", "role")
+
+
+def _valid_type() -> Any:
+    """What :func:`validate_event` accepts, as a msgspec type (a list of events, one struct per
+    kind, told apart by ``kind``): ``msgspec.convert`` then checks a block of decoded events in
+    one C pass -- each known kind; a role it allows; every base and kind field present; ``t``,
+    ``wall`` numbers; ``id`` a string where present. It is a little stricter (``true`` is no
+    number to it, nor an integer past 64 bits, nor a non-string dict key), never laxer: what it
+    refuses goes to :func:`validate_event`, which has the last word."""
+    number = int | float
+    structs: list[type] = []
+    for kind, (roles, required) in KINDS.items():
+        fields: list[Any] = [("t", number), ("wall", number), ("pid", Any), ("proc", Any),
+                             ("role", cast(Any, Literal)[tuple(sorted(roles))])]
+        fields += [(f, str if f == "id" else Any) for f in required]
+        if "id" not in required:
+            fields.append(("id", str | msgspec.UnsetType, msgspec.UNSET))
+        structs.append(msgspec.defstruct(f"_Valid{len(structs)}", fields, tag=kind, tag_field="kind", gc=False))
+    return cast(Any, list)[cast(Any, Union)[tuple(structs)]]
+
+
+_VALID = _valid_type()
 
 
 def _decode(lines: list[bytes], name: str, problems: list[tuple[int, str]]) -> tuple[list[Any], list[int] | None]:
@@ -268,29 +283,16 @@ def _decode_line(line: bytes, n: int, name: str, problems: list[tuple[int, str]]
 
 
 def _accept(block: list[Any]) -> bool:
-    """Validate a block of decoded lines and, if every event in it is valid, intern its strings
-    in place (see :func:`read_events`). Column by column in C, no per-event Python: all dicts;
-    every (kind, role) pair allowed (so every kind known); every event has its kind's fields;
-    ``t`` and ``wall`` numbers; ``id`` a string where present -- exactly what
-    :func:`validate_event` asks. False means "check them one by one": the block is untouched."""
-    if set(map(type, block)) != {dict}:
-        return False
-    kinds: list[Any] = list(map(dict.get, block, repeat("kind")))
-    roles: list[Any] = list(map(dict.get, block, repeat("role")))
+    """Validate a block of decoded lines (:func:`_valid_type`) and, if every event in it is
+    valid, intern its strings in place (see :func:`read_events`), all C-level: the kinds and
+    procs have a handful of values, each interned once. False means "check them one by one":
+    the block is untouched."""
     try:
-        if not _ALLOWED.issuperset(zip(kinds, roles, strict=True)):
-            return False
-    except TypeError:  # an unhashable kind or role
+        msgspec.convert(block, _VALID)
+    except msgspec.ValidationError:
         return False
-    ids = list(map(dict.get, block, repeat("id"), repeat(_ABSENT)))
-    if not (all(map(ge, map(dict.keys, block), map(_REQUIRED.__getitem__, kinds)))
-            and _NUMBERS.issuperset(map(type, map(dict.__getitem__, block, repeat("t"))))
-            and _NUMBERS.issuperset(map(type, map(dict.__getitem__, block, repeat("wall"))))
-            and _ID_TYPES.issuperset(map(type, ids))):
-        return False
-    # valid: intern. kind and proc have a handful of values, each interned once
-    procs = list(map(dict.__getitem__, block, repeat("proc")))
-    for key, vals in (("kind", kinds), ("proc", procs)):
+    for key in ("kind", "proc"):
+        vals = list(map(dict.__getitem__, block, repeat(key)))
         if set(map(type, vals)) != {str}:  # a proc need not be a string
             for ev in block:
                 v = ev[key]
@@ -299,6 +301,7 @@ def _accept(block: list[Any]) -> bool:
             continue
         canon = {v: intern(v) for v in set(vals)}
         deque(map(setitem, block, repeat(key), map(canon.__getitem__, vals)), 0)
+    ids = list(map(dict.get, block, repeat("id"), repeat(_ABSENT)))
     has = list(map(is_not, ids, repeat(_ABSENT)))
     deque(map(setitem, compress(block, has), repeat("id"), map(intern, compress(ids, has))), 0)
     return True

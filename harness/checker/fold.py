@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import filterfalse
+from itertools import compress, filterfalse, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -140,7 +140,10 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     setdefault = pub_of.setdefault
     get_invoke = pub_of.get
     invokes = f.invokes
-    ok_of = f.ok_of
+    ok_id_list: list[str] = []
+    ok_ids = ok_id_list.append
+    flags: list[object] = []
+    confirmed = flags.append
     delivered = f.delivered
     add_delivered = delivered.add
     by_proc = f.by_proc
@@ -190,10 +193,8 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             inv_t(t)
         elif k == OK:
             i = ev["id"]
-            if ev["confirmed"]:
-                ok_of[i] = True
-            elif i not in ok_of:
-                ok_of[i] = False
+            ok_ids(i)
+            confirmed(ev["confirmed"])
             ok_t(t)
             if i in invokes:
                 resend_out(ev)
@@ -279,6 +280,12 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     f.unflagged = unflagged
     f.redelivery = redelivery + unflagged
     f.lists = {k: v for k, v in lists.items() if v}
+    ok_of = f.ok_of
+    if all(flags):
+        ok_of.update(zip(ok_id_list, repeat(True)))
+    else:
+        ok_of.update(zip(ok_id_list, repeat(False)))
+        ok_of.update(zip(compress(ok_id_list, flags), repeat(True)))
     _pair(f, hang)
     return f
 
