@@ -226,8 +226,8 @@ def _valid_type() -> Any:
     kind, told apart by ``kind``): ``msgspec.convert`` then checks a block of decoded events in
     one C pass -- each known kind; a role it allows; every base and kind field present; ``t``,
     ``wall`` numbers; ``id`` a string where present. It is a little stricter (``true`` is no
-    number to it, nor an integer past 64 bits, nor a non-string dict key), never laxer: what it
-    refuses goes to :func:`validate_event`, which has the last word."""
+    number to it), never laxer: what it refuses goes to :func:`validate_event`, which has the
+    last word."""
     number = int | float
     structs: list[type] = []
     for kind, (roles, required) in KINDS.items():
@@ -310,7 +310,7 @@ def _accept(block: list[Any]) -> bool:
 def _intern_one(ev: Event) -> None:
     """The same for one valid event."""
     ev["kind"] = intern(ev["kind"])  # validated: a str, one of KINDS
-    for key in ("proc", "role", "id"):
+    for key in ("proc", "id"):
         v = ev.get(key)
         if type(v) is str:
             ev[key] = intern(v)

@@ -100,24 +100,20 @@ def synthetic(n_events: int, seed: int = 0, rate: float = 20_000.0) -> list[Even
     return evs
 
 
-def _times(histories: list[list[Event]], repeat: int, gc_off: bool = True) -> list[float]:
-    """Best CPU time of ``repeat`` checks of each history, the histories taken in turn in every
-    round (``gc_off``: with the cyclic GC paused, as the bench always did; a user's check runs
-    with it on, which ``bench`` reports too). In turn, not all of one then all of the next: on a
-    shared machine a load that comes and goes then weighs on n and 2n alike, where timing n first
-    and 2n afterwards let a change of load between the two move ``ratio_2n_n`` by a tenth."""
-    best = [float("inf")] * len(histories)
+def _time(events: list[Event], repeat: int, gc_off: bool = True) -> float:
+    """Best CPU time of ``repeat`` checks (``gc_off``: with the cyclic GC paused, as the bench
+    always did; a user's check runs with it on, which ``bench`` reports too)."""
+    best = float("inf")
     for _ in range(repeat):
-        for k, events in enumerate(histories):
-            gc.collect()
-            if gc_off:
-                gc.disable()
-            try:
-                start = time.process_time()
-                check(events)
-                best[k] = min(best[k], time.process_time() - start)
-            finally:
-                gc.enable()
+        gc.collect()
+        if gc_off:
+            gc.disable()
+        try:
+            start = time.process_time()
+            check(events)
+            best = min(best, time.process_time() - start)
+        finally:
+            gc.enable()
     return best
 
 
@@ -140,8 +136,7 @@ def _read(events: list[Event]) -> tuple[list[Event], float]:
 
 
 def bench(n_events: int = 1_000_000, repeat: int = 3, from_json: bool = True) -> dict[str, Any]:
-    """Time check() on ~n and ~2n synthetic events (best of ``repeat``, n and 2n in turn, CPU time
-    of this process).
+    """Time check() on ~n and ~2n synthetic events (best of ``repeat``, CPU time of this process).
 
     ``from_json`` (default): the events are written to a history file and read back with
     ``read_events``, so their strings and memory layout are what a real check gets. Then the
@@ -159,8 +154,9 @@ def bench(n_events: int = 1_000_000, repeat: int = 3, from_json: bool = True) ->
     if from_json:
         small, read_n = _read(small)
         large, read_2n = _read(large)
-    t_n, t_2n = _times([small, large], repeat)
-    (t_gc,) = _times([small], repeat, gc_off=False)
+    t_n = _time(small, repeat)
+    t_2n = _time(large, repeat)
+    t_gc = _time(small, repeat, gc_off=False)
     out: dict[str, Any] = {
         "n_events": len(small),
         "seconds_n": round(t_n, 4),
