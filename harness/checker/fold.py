@@ -5,12 +5,14 @@ Per-message kinds are folded on the spot into compact per-id state; every other 
 scan the whole history.
 
 What the loop keeps, per message:
-    publish.invoke  first invoke per id (``pub_of``: its publisher and publish time); ids invoked
+    publish.invoke  first invoke per id: ``pos_of`` (id -> position in first-invoke order) and
+                    ``first`` (the invokes, by position: publisher and publish time); ids invoked
                     again (re-sends, ``invokes``); the invoke times (timeline, bisects)
     publish.ok      its id and ``confirmed`` (``ok_of``, id -> confirmed by the broker at least
                     once, is built from them after the loop); invoke->ok wait
     publish.fail/info  ids, the events themselves (detection time), waits
-    deliver         first-delivery set, delivery count per consumer, duplicates by cause,
+    deliver         a delivered flag per position (``seen``; ``early`` for ids delivered before
+                    any invoke of theirs), delivery count per consumer, duplicates by cause,
                     reordering (running maximum of first-invoke time per publisher)
     drain           drained ids
     ack             counted only
@@ -18,11 +20,15 @@ Re-sent ids are paired invoke->outcome exactly afterwards, over just their event
 
 Where the time goes, and why it is one loop. On a million events the fold waits on memory more
 than it interprets (``perf``): each event dict is read once, in order, and each message costs a
-few probes of hash tables far larger than the CPU caches. So each message gets as few cold probes
-as possible: one into ``pub_of`` (invoke), one into ``delivered`` (delivery); the lookups of the
-invoke by its ok and its delivery come a few dozen messages later and find it still cached;
-``ok_of`` is built after the loop in one C-level pass, where the CPU overlaps the misses; the
-per-id dicts keep their keys' hashes (:func:`hashed_dict`). A columnar fold (a C-level pass per
+few probes of hash tables far larger than the CPU caches, whose cost per probe grows with the
+table (the 2n/n ratio). So each message gets as few cold probes as possible: one, into
+``pos_of``, at its invoke. The ok's and the delivery's lookups of the invoke come a few dozen
+messages later and find it still cached; a delivery then flags the id by position in a bytearray
+(written nearly in order) instead of inserting it into a set of every delivered id (a random write
+into a table of 16 B a slot: 8 MB at 1 M events, 16 MB at 2 M), and the rules derive what they need
+from one sequential walk over those flags (:meth:`Fold.undelivered`). ``ok_of`` is built after the
+loop in one C-level pass, where the CPU overlaps the misses; the per-id dicts keep their keys'
+hashes (:func:`hashed_dict`). A columnar fold (a C-level pass per
 field -- kinds, times, ids, procs -- then set and dict operations on the columns) was measured
 and is ~3x slower here: every pass re-reads all the event dicts from memory, the hash work is the
 same but colder, and a C-level ``map`` step costs about what an interpreted one does in CPython
@@ -59,7 +65,8 @@ class Fold:
     t_end: float = 0.0
     resorted: bool = False
     # publish
-    pub_of: dict[str, Event] = field(default_factory=dict)  # id -> first publish.invoke
+    pos_of: dict[str, int] = field(default_factory=dict)  # id -> its position in first-invoke order
+    first: list[Event] = field(default_factory=list)  # the first publish.invoke of each id, in order
     invokes: dict[str, int] = field(default_factory=dict)  # id -> invokes, ids invoked more than once
     ok_of: dict[str, bool] = field(default_factory=dict)  # id -> any publish.ok had confirmed=true
     failed: set[str] = field(default_factory=set)
@@ -72,7 +79,8 @@ class Fold:
     resend_outcomes: list[Event] = field(default_factory=list)  # outcomes that came after a re-send
     pending: dict[str, Event] = field(default_factory=dict)  # id -> last invoke, never answered
     # deliver
-    delivered: set[str] = field(default_factory=set)
+    seen: bytearray = field(default_factory=bytearray)  # by position: 1 once the id was delivered
+    early: set[str] = field(default_factory=set)  # ids delivered while none of their invokes was seen
     by_proc: dict[str, int] = field(default_factory=dict)  # consumer -> deliveries
     publish_t: dict[str, list[float]] = field(default_factory=dict)  # publisher -> first-invoke times
 
@@ -102,13 +110,42 @@ class Fold:
 
     def invoke_ends(self) -> list[Event]:
         """The first and the last first-invoke (for clock checks)."""
-        if not self.pub_of:
-            return []
-        return [next(iter(self.pub_of.values())), next(reversed(self.pub_of.values()))]
+        return [self.first[0], self.first[-1]] if self.first else []
+
+    def first_invoke(self, i: str) -> Event | None:
+        """The first publish.invoke of id ``i``, or None. O(1)."""
+        p = self.pos_of.get(i)
+        return None if p is None else self.first[p]
+
+    @property
+    def pub_of(self) -> dict[str, Event]:
+        """id -> first publish.invoke, in first-invoke order. Built on each call, O(m): for
+        readers off the hot path; the rules use ``pos_of``/``first``."""
+        return dict(zip(self.pos_of, self.first, strict=True))
+
+    @property
+    def delivered(self) -> set[str]:
+        """Ids delivered at least once. Built on each call, O(m): the rules use
+        :meth:`undelivered` and ``early`` instead."""
+        return set(compress(self.pos_of, self.seen)) | self.early
+
+    def n_delivered(self) -> int:
+        """How many distinct ids were delivered. O(m) in C."""
+        return self.seen.count(1) + len(self.early)
+
+    def undelivered(self) -> set[str]:
+        """Published ids never delivered: one C-level walk over the ids in first-invoke order and
+        their flags, no hash probe per id (the set holds only the undelivered). O(m)."""
+        ids = compress(self.pos_of, self.seen.translate(_NOT))
+        return set(ids).difference(self.early) if self.early else set(ids)
 
     def kind(self, kind: str) -> list[Event]:
         """Events of one low-volume kind, in time order."""
         return self.lists.get(kind, self._none)
+
+
+#: byte translation table: 0 -> 1, anything else -> 0 (``seen`` inverted, in C)
+_NOT = bytes([1]) + bytes(255)
 
 
 def hashed_dict() -> dict[Any, Any]:
@@ -145,20 +182,24 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     process seen (checked with ``is``, falling back to the dict), since bulk events come in long
     runs of one process. ``ok_of`` is not touched here: the ok ids and their ``confirmed`` are
     collected and the dict built after the loop (same keys, order and values)."""
-    f = Fold(pub_of=hashed_dict(), invokes=hashed_dict(), ok_of=hashed_dict())
+    f = Fold(pos_of=hashed_dict(), invokes=hashed_dict(), ok_of=hashed_dict())
     lists: dict[str, list[Event]] = {k: [] for k in KINDS if k not in MESSAGE_KINDS}
     file = {k: v.append for k, v in lists.items()}.get
     unknown = f.unknown.append
-    pub_of = f.pub_of
-    setdefault = pub_of.setdefault
-    get_invoke = pub_of.get
+    pos_of = f.pos_of
+    setdefault = pos_of.setdefault
+    get_pos = pos_of.get
+    first = f.first
+    add_first = first.append
+    seen = f.seen
+    add_seen = seen.append
+    early = f.early
+    m = 0  # ids invoked so far
     invokes = f.invokes
     ok_id_list: list[str] = []
     ok_ids = ok_id_list.append
     flags: list[object] = []
     confirmed = flags.append
-    delivered = f.delivered
-    add_delivered = delivered.add
     by_proc = f.by_proc
     proc_ts = f.publish_t
     drained_add = f.drained.add
@@ -192,10 +233,13 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
         k = ev["kind"]
         if k == INVOKE:
             i = ev["id"]
-            if setdefault(i, ev) is not ev:
+            if setdefault(i, m) != m:
                 invokes[i] = invokes.get(i, 1) + 1
                 resends(ev)
             else:
+                m += 1
+                add_first(ev)
+                add_seen(0)
                 p = ev["proc"]
                 if p is not inv_p:
                     pt = proc_ts.get(p)
@@ -212,10 +256,11 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             if i in invokes:
                 resend_out(ev)
             else:
-                iv = get_invoke(i)
-                if iv is None:
+                q = get_pos(i)
+                if q is None:
                     orphans += 1
                 else:
+                    iv = first[q]
                     w = t - iv["t"]
                     if w > max_wait:
                         max_wait = w
@@ -231,21 +276,24 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
                 if dl_p is not None:
                     by_proc[dl_p] = by_proc.get(dl_p, 0) + dl_n  # type: ignore[index,call-overload]
                 dl_p, dl_n = p, 1
-            if i not in delivered:
-                add_delivered(i)
-                iv = get_invoke(i)
-                if iv is not None:
-                    p = iv["proc"]
-                    ti = iv["t"]
-                    if p is not ro_p:
-                        if ro_p is not None:
-                            runmax[ro_p] = ro_max  # type: ignore[index]
-                        m = runmax.get(p)
-                        ro_p, ro_max = p, (ti if m is None else m)
-                    if ti >= ro_max:
-                        ro_max = ti
-                    else:
-                        late((i, p, ti, ro_max))
+            q = get_pos(i)
+            if q is not None and not seen[q] and not (early and i in early):
+                # the first delivery of an invoked id: flag it by position (no set probe)
+                seen[q] = 1
+                iv = first[q]
+                p = iv["proc"]
+                ti = iv["t"]
+                if p is not ro_p:
+                    if ro_p is not None:
+                        runmax[ro_p] = ro_max  # type: ignore[index]
+                    rm = runmax.get(p)
+                    ro_p, ro_max = p, (ti if rm is None else rm)
+                if ti >= ro_max:
+                    ro_max = ti
+                else:
+                    late((i, p, ti, ro_max))
+            elif q is None and i not in early:
+                early.add(i)  # delivered before any invoke of it: unexpected, unless one comes
             else:
                 dup_add(i)
                 if ev["redelivered"]:
@@ -266,10 +314,11 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             if i in invokes:
                 resend_out(ev)
             else:
-                iv = get_invoke(i)
-                if iv is None:
+                q = get_pos(i)
+                if q is None:
                     orphans += 1
                 else:
+                    iv = first[q]
                     w = t - iv["t"]
                     max_wait = max(max_wait, w)
                     if w > hang:
@@ -312,19 +361,20 @@ def _pair(f: Fold, hang: float) -> None:
     here the outcomes after a re-send answer the latest invoke before them. O(m) set work (none
     when every invoked id has an ok and no outcome came without its invoke) plus O(r log r) for
     the r events of re-sent ids."""
-    if not f.orphan_outcomes and len(f.ok_of) == len(f.pub_of):
+    if not f.orphan_outcomes and len(f.ok_of) == len(f.pos_of):
         # every outcome had its invoke, so ok_of's ids are pub_of's: all answered, no O(m) walk
         unanswered: set[str] = set()
     else:
-        unanswered = set(filterfalse(f.ok_of.__contains__, f.pub_of))  # not a keys-view difference: no copy
+        unanswered = set(filterfalse(f.ok_of.__contains__, f.pos_of))  # not a keys-view difference: no copy
     if unanswered and (f.failed or f.info or f.invokes):
         unanswered -= f.failed
         unanswered -= f.info
         unanswered.difference_update(f.invokes)
-    pending = {i: f.pub_of[i] for i in unanswered}
+    first, pos_of = f.first, f.pos_of
+    pending = {i: first[pos_of[i]] for i in unanswered}
     if f.invokes:
         multi = f.invokes
-        evs = [*(f.pub_of[i] for i in multi), *f.resend_evs, *f.resend_outcomes]
+        evs = [*(first[pos_of[i]] for i in multi), *f.resend_evs, *f.resend_outcomes]
         evs.sort(key=get_t)  # stable: an invoke listed before an outcome at the same t stays first
         waiting: dict[str, Event] = {}
         for ev in evs:

@@ -51,32 +51,44 @@ def reorder(f: Fold) -> tuple[dict[str, int], dict[str, int], list[str]]:
 
 
 def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
-    """Derive the total-queue categories with set arithmetic. O(m) for m distinct ids."""
-    published = f.pub_of.keys()
-    delivered = f.delivered
+    """Derive the total-queue categories with set arithmetic. O(m) for m distinct ids.
+
+    No step probes a hash table once per id: ``undelivered`` (published, never delivered) comes
+    from one walk over the ids in publish order and their delivered flags, and every other set
+    is built from it, from the drained ids or from ``early`` (delivered before any invoke), all
+    small in a sound run. Only ``not_acked`` walks all ids testing ``ok_of``, and only when some
+    id has no ok (counts differ) or an outcome came without its invoke."""
+    order = f.pos_of  # published ids, in first-invoke order
+    published = order.keys()
     drained = f.drained
-    order = f.pub_of
+    early = f.early
     ok_of = f.ok_of
     acked = ok_of.keys()
     n_confirmed = sum(ok_of.values())  # values are True (confirmed at least once) / False
+    undelivered = f.undelivered()
 
-    # the big differences walk the big side once, testing membership in the other (a
-    # ``keys_view - set`` would first copy every key into a new set)
-    lost = set(filterfalse(delivered.__contains__, acked))
+    # lost = acknowledged - delivered - drained. An acknowledged id is published unless an outcome
+    # came without its invoke (the fold counted those: none means none)
+    lost = set(filter(ok_of.__contains__, undelivered))
+    if f.orphan_outcomes:
+        lost |= set(filterfalse(order.__contains__, acked)).difference(early)
     if drained:
         lost -= drained
     lost_confirmed = {i for i in lost if ok_of[i]}
     lost_unconfirmed = lost - lost_confirmed
-    stranded = (drained - delivered) & published
-    unexpected_delivered = delivered.difference(order)  # a dict argument: membership tests only
+    stranded = drained & undelivered  # (drained - delivered) & published
+    unexpected_delivered = early.difference(order)  # a dict argument: membership tests only
     unexpected = unexpected_delivered | drained.difference(order)
-    not_acked = set(filterfalse(ok_of.__contains__, order))
-    recovered = not_acked & delivered
+    if not f.orphan_outcomes and len(ok_of) == len(order):
+        not_acked: set[str] = set()  # every ok had its invoke and as many ids as published: all acked
+    else:
+        not_acked = set(filterfalse(ok_of.__contains__, order))
+    recovered = not_acked - undelivered  # not_acked holds published ids only
     recovered_after_fail = recovered & f.failed
-    unseen_not_acked = not_acked - delivered - drained
+    unseen_not_acked = (not_acked & undelivered) - drained
     indeterminate = unseen_not_acked - f.failed  # unknown outcome, never seen: allowed
     failed_unseen = unseen_not_acked & f.failed
-    drained_after_delivery = drained & delivered
+    drained_after_delivery = (set(filter(order.__contains__, drained)) - undelivered) | (drained & early)
     # the fold counted every outcome whose id had no invoke yet: none means none without one at all
     outcome_without_invoke = (acked | f.failed | f.info) - published if f.orphan_outcomes else set()
 
@@ -87,7 +99,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
         "published": len(published),
         "confirmed": n_confirmed,
         "acknowledged": len(acked),
-        "delivered": len(delivered),
+        "delivered": f.n_delivered(),
         "drained": len(drained),
         "lost": len(lost),
         "lost_confirmed": len(lost_confirmed),
@@ -102,7 +114,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     }
 
     def ex(ids: Iterable[str], k: int = max_examples) -> list[str]:
-        return ordered_examples(ids, order, k)
+        return ordered_examples(ids, f.first_invoke, k)
 
     findings: list[Finding] = []
     notes: list[str] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -16,16 +16,18 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def ordered_examples(ids: Iterable[str], first_invoke: Mapping[str, Mapping[str, Any]], k: int) -> list[str]:
-    """The k first ids in publish order (publisher name, then first-invoke time); unpublished ids
-    last, by name. O(m log k) for m ids.
+def ordered_examples(ids: Iterable[str], first_invoke: Callable[[str], Mapping[str, Any] | None],
+                     k: int) -> list[str]:
+    """The k first ids in publish order (publisher name, then first-invoke time, then id: a total
+    order, so the examples never depend on a set's iteration order); unpublished ids last, by
+    name. ``first_invoke(i)``: the id's first publish.invoke, or None. O(m log k) for m ids.
     """
 
     def key(i: str) -> tuple[int, str, float, str]:
-        ev = first_invoke.get(i)
+        ev = first_invoke(i)
         if ev is None:
             return (1, "", 0.0, i)
-        return (0, ev["proc"], ev["t"], "")
+        return (0, ev["proc"], ev["t"], i)
 
     return heapq.nsmallest(k, ids, key=key)
 

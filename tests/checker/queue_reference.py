@@ -1,0 +1,209 @@
+"""Frozen copy of harness/checker/queue.py before the position-flag fold (the oracle of
+test_fold_equivalence.py's whole-check comparison; do not edit). Only ``ordered_examples`` is
+called with a lookup function, its new signature.
+
+Jepsen total-queue over a run: what the application was told vs what came out of the queue.
+
+The per-message state comes from the single pass in :mod:`harness.checker.fold`; :func:`judge`
+derives the categories with set arithmetic (C-level, no per-event Python):
+
+    lost         acknowledged (any publish.ok) - delivered - drained   split by the confirmed flag
+    stranded     (drained - delivered) & published
+    unexpected   (delivered | drained) - published
+    recovered    (published - acknowledged) & delivered                 fine
+    duplicated   deliveries after an id's first, by cause (from the fold)
+    reordered    first deliveries behind a later-published message of the same publisher
+
+Complexity: O(m) for m distinct ids (plus O(r log r) over r reordered deliveries).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import filterfalse
+from typing import Any
+
+from fold_reference import Fold
+
+from harness.checker.findings import PROOF_HISTORY, PROOF_QUEUE, Finding
+from harness.checker.text import eg, ordered_examples, plural
+
+
+@dataclass(slots=True)
+class QueueResult:
+    counts: dict[str, int]
+    findings: list[Finding]  # anomalies that fail the run once proven
+    notes: list[str]  # reported, verdict unchanged
+    examples: dict[str, list[str]]
+    metrics: dict[str, Any]
+
+
+def reorder(f: Fold) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """Per publisher: out-of-order first deliveries, and the largest displacement in positions of
+    that publisher's first-invoke order. O(r log m) for r late deliveries."""
+    count: dict[str, int] = {}
+    disp: dict[str, int] = {}
+    ids: list[str] = []
+    for i, p, t, m in f.late:
+        pts = f.publish_t[p]
+        d = bisect_left(pts, m) - bisect_left(pts, t)
+        count[p] = count.get(p, 0) + 1
+        disp[p] = max(disp.get(p, 0), d)
+        ids.append(i)
+    return count, disp, ids
+
+
+def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
+    """Derive the total-queue categories with set arithmetic. O(m) for m distinct ids."""
+    published = f.pub_of.keys()
+    delivered = f.delivered
+    drained = f.drained
+    order = f.pub_of
+    ok_of = f.ok_of
+    acked = ok_of.keys()
+    n_confirmed = sum(ok_of.values())  # values are True (confirmed at least once) / False
+
+    # the big differences walk the big side once, testing membership in the other (a
+    # ``keys_view - set`` would first copy every key into a new set)
+    lost = set(filterfalse(delivered.__contains__, acked))
+    if drained:
+        lost -= drained
+    lost_confirmed = {i for i in lost if ok_of[i]}
+    lost_unconfirmed = lost - lost_confirmed
+    stranded = (drained - delivered) & published
+    unexpected_delivered = delivered.difference(order)  # a dict argument: membership tests only
+    unexpected = unexpected_delivered | drained.difference(order)
+    not_acked = set(filterfalse(ok_of.__contains__, order))
+    recovered = not_acked & delivered
+    recovered_after_fail = recovered & f.failed
+    unseen_not_acked = not_acked - delivered - drained
+    indeterminate = unseen_not_acked - f.failed  # unknown outcome, never seen: allowed
+    failed_unseen = unseen_not_acked & f.failed
+    drained_after_delivery = drained & delivered
+    # the fold counted every outcome whose id had no invoke yet: none means none without one at all
+    outcome_without_invoke = (acked | f.failed | f.info) - published if f.orphan_outcomes else set()
+
+    reordered_by, displacement, reordered_ids = reorder(f)
+    reordered = len(reordered_ids)
+    duplicated = f.redelivery + f.resend
+    counts = {
+        "published": len(published),
+        "confirmed": n_confirmed,
+        "acknowledged": len(acked),
+        "delivered": len(delivered),
+        "drained": len(drained),
+        "lost": len(lost),
+        "lost_confirmed": len(lost_confirmed),
+        "lost_unconfirmed": len(lost_unconfirmed),
+        "stranded": len(stranded),
+        "duplicated": duplicated,
+        "duplicated_redelivery": f.redelivery,
+        "duplicated_resend": f.resend,
+        "unexpected": len(unexpected),
+        "recovered": len(recovered),
+        "reordered": reordered,
+    }
+
+    def ex(ids: Iterable[str], k: int = max_examples) -> list[str]:
+        return ordered_examples(ids, order.get, k)
+
+    findings: list[Finding] = []
+    notes: list[str] = []
+    if lost_confirmed:
+        n = len(lost_confirmed)
+        findings.append(Finding(
+            "lost_confirmed", n,
+            f"lost {plural(n, 'message')} confirmed by the broker{eg(ex(lost_confirmed), n)}",
+            PROOF_QUEUE))
+    if lost_unconfirmed:
+        n = len(lost_unconfirmed)
+        findings.append(Finding(
+            "lost_unconfirmed", n,
+            f"lost {plural(n, 'message')} after an unconfirmed send (publish.ok with confirmed=false)"
+            f"{eg(ex(lost_unconfirmed), n)}",
+            PROOF_QUEUE))
+    if stranded:
+        n = len(stranded)
+        findings.append(Finding(
+            "stranded", n,
+            f"stranded {plural(n, 'message')}: still in the queue for the drain reader, never delivered "
+            f"to the client under test{eg(ex(stranded), n)}",
+            PROOF_HISTORY))
+    if unexpected:
+        n = len(unexpected)
+        where = "delivered" if not (drained - published) else (
+            "drained" if not unexpected_delivered else "delivered or drained")
+        findings.append(Finding(
+            "unexpected", n,
+            f"{plural(n, 'message')} {where} but never published (unexpected ids){eg(ex(unexpected), n)}",
+            PROOF_HISTORY))
+
+    if duplicated:
+        parts = []
+        if f.redelivery:
+            parts.append(f"{f.redelivery} broker redelivery")
+        if f.resend:
+            parts.append(f"{f.resend} publisher re-send")
+        notes.append(f"{plural(duplicated, 'duplicate delivery', 'duplicate deliveries')} of "
+                     f"{plural(len(f.dup_ids), 'message')} ({', '.join(parts)})"
+                     f"{eg(ex(f.dup_ids), len(f.dup_ids))}")
+    if f.unflagged:
+        notes.append(f"{plural(f.unflagged, 'duplicate delivery', 'duplicate deliveries')} came without "
+                     "the redelivered flag and without a publisher re-send (counted as redelivery)")
+    if reordered:
+        worst = max(displacement.values(), default=0)
+        notes.append(f"{plural(reordered, 'message')} delivered out of publish order "
+                     f"(largest displacement {worst}){eg(reordered_ids[:max_examples], reordered)}")
+    if recovered:
+        n = len(recovered)
+        extra = f", {len(recovered_after_fail)} of them after a publish.fail" if recovered_after_fail else ""
+        notes.append(f"{plural(n, 'message')} with no publish.ok delivered anyway (recovered{extra})"
+                     f"{eg(ex(recovered), n)}")
+    if drained_after_delivery:
+        n = len(drained_after_delivery)
+        notes.append(f"{plural(n, 'message')} delivered to the client but still in the queue at the "
+                     f"drain (not acked, or the ack was lost){eg(ex(drained_after_delivery), n)}")
+
+    examples = {
+        name: ex(ids, max_listed)
+        for name, ids in (
+            ("lost_confirmed", lost_confirmed),
+            ("lost_unconfirmed", lost_unconfirmed),
+            ("stranded", stranded),
+            ("unexpected", unexpected),
+            ("duplicated", f.dup_ids),
+            ("recovered", recovered),
+            ("indeterminate", indeterminate),
+            ("drained_after_delivery", drained_after_delivery),
+            ("outcome_without_invoke", outcome_without_invoke),
+        )
+        if ids
+    }
+    if reordered_ids:
+        examples["reordered"] = reordered_ids[:max_listed]
+
+    metrics: dict[str, Any] = {
+        "failed": len(f.failed),
+        "info": len(f.info),
+        "recovered_after_fail": len(recovered_after_fail),
+        "indeterminate": len(indeterminate),
+        "failed_unseen": len(failed_unseen),
+        "resent_ids": len(f.invokes),
+        "duplicated_unflagged": f.unflagged,
+        "drained_after_delivery": len(drained_after_delivery),
+        "drain_events": f.drain_events,
+        "deliveries": f.deliveries,
+        "acks": f.acks,
+        "reorder_max_displacement": max(displacement.values(), default=0),
+        "reordered_by_publisher": reordered_by,
+        "reorder_displacement_by_publisher": displacement,
+        "published_by_proc": dict(f.per_proc),
+        "delivered_by_proc": dict(f.by_proc),
+        "max_outcome_wait_s": f.max_wait_s,
+        "no_outcome": len(f.pending),
+        "orphan_outcomes": f.orphan_outcomes,
+        "outcome_without_invoke": len(outcome_without_invoke),
+    }
+    return QueueResult(counts, findings, notes, examples, metrics)
