@@ -129,6 +129,12 @@ class Fold:
         :meth:`undelivered` and ``early`` instead."""
         return set(compress(self.pos_of, self.seen)) | self.early
 
+    def all_acked(self) -> bool:
+        """Every published id had a publish.ok, known without a walk: every outcome had its invoke
+        (so the ok ids are published ones) and there are as many ok ids as published. O(1); False
+        means "walk to find out", not "some id has none"."""
+        return not self.orphan_outcomes and len(self.ok_of) == len(self.pos_of)
+
     def n_delivered(self) -> int:
         """How many distinct ids were delivered. O(m) in C."""
         return self.seen.count(1) + len(self.early)
@@ -361,8 +367,7 @@ def _pair(f: Fold, hang: float) -> None:
     here the outcomes after a re-send answer the latest invoke before them. O(m) set work (none
     when every invoked id has an ok and no outcome came without its invoke) plus O(r log r) for
     the r events of re-sent ids."""
-    if not f.orphan_outcomes and len(f.ok_of) == len(f.pos_of):
-        # every outcome had its invoke, so ok_of's ids are pub_of's: all answered, no O(m) walk
+    if f.all_acked():  # all answered, no O(m) walk
         unanswered: set[str] = set()
     else:
         unanswered = set(filterfalse(f.ok_of.__contains__, f.pos_of))  # not a keys-view difference: no copy

@@ -79,8 +79,8 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     stranded = drained & undelivered  # (drained - delivered) & published
     unexpected_delivered = early.difference(order)  # a dict argument: membership tests only
     unexpected = unexpected_delivered | drained.difference(order)
-    if not f.orphan_outcomes and len(ok_of) == len(order):
-        not_acked: set[str] = set()  # every ok had its invoke and as many ids as published: all acked
+    if f.all_acked():
+        not_acked: set[str] = set()
     else:
         not_acked = set(filterfalse(ok_of.__contains__, order))
     recovered = not_acked - undelivered  # not_acked holds published ids only
