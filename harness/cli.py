@@ -313,7 +313,7 @@ def _emit(doc: dict[str, Any]) -> None:
 @bench_app.command("checker")
 def bench_checker(
     events: Annotated[int, typer.Option(help="history size N (t(2N)/t(N) is measured too)")] = 1_000_000,
-    rounds: Annotated[int, typer.Option(help="fresh processes per size (least time counts)")] = 5,
+    rounds: Annotated[int, typer.Option(help="rounds, each timing N and 2N in fresh processes")] = 5,
     repeat: Annotated[int, typer.Option(help="best of R checks within each process")] = 3,
 ) -> None:
     """Checker throughput: events/s on an N-event history, and t(2N)/t(N). Goal: >= 1 M/s, <= 2.1."""

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, islice, repeat
 from operator import is_not, itemgetter, setitem
 from pathlib import Path
@@ -328,10 +328,17 @@ def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str]) 
         events.extend(evs)
         problems.extend(probs)
     events.sort(key=lambda e: e["t"])
-    with open(out, "w", encoding="utf-8") as fh:
+    write_history(events, out)
+    return events, problems
+
+
+def write_history(events: Sequence[Event], path: str | os.PathLike[str]) -> int:
+    """Write events as a history file, one compact JSON object per line (what :func:`merge`
+    writes and :func:`read_events` reads). Returns how many. O(n)."""
+    with open(path, "w", encoding="utf-8") as fh:
         for ev in events:
             fh.write(json.dumps(ev, separators=(",", ":")) + "\n")
-    return events, problems
+    return len(events)
 
 
 def iter_history(path: str | os.PathLike[str]) -> Iterator[Event]:

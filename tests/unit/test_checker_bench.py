@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker.bench import GOAL_RATIO_2N_N, bench, measure, synthetic, write_history
+from harness.checker.bench import GOAL_RATIO_2N_N, bench, measure, synthetic
+from harness.history import write_history
 
 
 def test_bench_reports_every_round_and_judges_the_goals_from_its_headline() -> None:
