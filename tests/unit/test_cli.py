@@ -53,3 +53,11 @@ def test_report_of_a_missing_directory(tmp_path):
     res = runner.invoke(app, ["report", str(tmp_path / "none")])
     assert res.exit_code == 2
     assert "is not a directory" in res.output
+
+
+def test_bench_checker_names_the_bad_parameter_and_starts_nothing():
+    res = runner.invoke(app, ["bench", "checker", "--events", "400", "--rounds", "3", "--max-rounds", "2"])
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.replace("│", " ").split())  # rich may wrap the message in its box
+    assert "--max-rounds 2: give at least --rounds (3)" in flat, res.output
+    assert "Traceback" not in res.output
