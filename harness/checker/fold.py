@@ -8,8 +8,8 @@ What the loop keeps, per message:
     publish.invoke  first invoke per id: ``pos_of`` (id -> position in first-invoke order) and
                     ``first`` (the invokes, by position: publisher and publish time); ids invoked
                     again (re-sends, ``invokes``); the invoke times (timeline, bisects)
-    publish.ok      its id and ``confirmed`` (``ok_of``, id -> confirmed by the broker at least
-                    once, is built from them after the loop); invoke->ok wait
+    publish.ok      an ok flag per position (``okd``: 1 acknowledged, 2 confirmed by the broker at
+                    least once; ``ok_orphan`` for ids no invoke ever came for); invoke->ok wait
     publish.fail/info  ids, the events themselves (detection time), waits
     deliver         a delivered flag per position (``seen``; ``early`` for ids delivered before
                     any invoke of theirs), delivery count per consumer, duplicates by cause,
@@ -26,16 +26,19 @@ table (the 2n/n ratio). So each message gets as few cold probes as possible: one
 messages later and find it still cached; a delivery then flags the id by position in a bytearray
 (written nearly in order) instead of inserting it into a set of every delivered id (a random write
 into a table of 16 B a slot: 8 MB at 1 M events, 16 MB at 2 M), and the rules derive what they need
-from one sequential walk over those flags (:meth:`Fold.undelivered`). ``ok_of`` is built after the
-loop in one C-level pass, where the CPU overlaps the misses; the per-id dicts keep their keys'
-hashes (:func:`hashed_dict`). A columnar fold (a C-level pass per
+from one sequential walk over those flags (:meth:`Fold.undelivered`). An ok likewise flags its id
+by position (``okd``) where it already looks the invoke up, so no table of acknowledged ids is
+built at all (it was, after the loop: one more cold insert per message). The flag arrays are
+allocated once, one byte per event (an upper bound on the ids), not grown per id. The per-id
+dicts keep their keys' hashes (:func:`hashed_dict`). A columnar fold (a C-level pass per
 field -- kinds, times, ids, procs -- then set and dict operations on the columns) was measured
 and is ~3x slower here: every pass re-reads all the event dicts from memory, the hash work is the
 same but colder, and a C-level ``map`` step costs about what an interpreted one does in CPython
 3.11.
 
-Complexity: O(n) time, O(m) space for m distinct ids. If the input is not in time order it is
-sorted (stable, O(n log n)) and folded again; ``resorted`` says so.
+Complexity: O(n) time, O(m) space for m distinct ids (plus 2n bytes of flags during the loop). If
+the input is not in time order it is sorted (stable, O(n log n)) and folded again; ``resorted``
+says so.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse, repeat
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -68,7 +71,8 @@ class Fold:
     pos_of: dict[str, int] = field(default_factory=dict)  # id -> its position in first-invoke order
     first: list[Event] = field(default_factory=list)  # the first publish.invoke of each id, in order
     invokes: dict[str, int] = field(default_factory=dict)  # id -> invokes, ids invoked more than once
-    ok_of: dict[str, bool] = field(default_factory=dict)  # id -> any publish.ok had confirmed=true
+    okd: bytearray = field(default_factory=bytearray)  # by position: 0 no ok, 1 ok, 2 some ok confirmed
+    ok_orphan: dict[str, bool] = field(default_factory=dict)  # never-invoked id -> some ok confirmed
     failed: set[str] = field(default_factory=set)
     info: set[str] = field(default_factory=set)
     notices: list[Event] = field(default_factory=list)  # publish.fail / publish.info events
@@ -129,11 +133,41 @@ class Fold:
         :meth:`undelivered` and ``early`` instead."""
         return set(compress(self.pos_of, self.seen)) | self.early
 
+    @property
+    def ok_of(self) -> dict[str, bool]:
+        """id -> any publish.ok for it had confirmed=true, for every id with a publish.ok: the
+        published ones in first-invoke order, then those never invoked. Built on each call, O(m):
+        for readers off the hot path; the rules use ``okd``, :meth:`acked` and :meth:`confirmed`."""
+        out = {i: v == 2 for i, v in zip(self.pos_of, self.okd, strict=True) if v}
+        out.update(self.ok_orphan)
+        return out
+
+    def acked(self, i: str) -> bool:
+        """Id ``i`` had a publish.ok. O(1)."""
+        p = self.pos_of.get(i)
+        return i in self.ok_orphan if p is None else self.okd[p] != 0
+
+    def confirmed(self, i: str) -> bool:
+        """Some publish.ok of id ``i`` had confirmed=true. O(1)."""
+        p = self.pos_of.get(i)
+        return self.ok_orphan.get(i, False) if p is None else self.okd[p] == 2
+
+    def n_acked(self) -> int:
+        """How many distinct ids had a publish.ok. O(m) in C."""
+        return len(self.okd) - self.okd.count(0) + len(self.ok_orphan)
+
+    def n_confirmed(self) -> int:
+        """How many distinct ids had a confirmed publish.ok. O(m) in C."""
+        return self.okd.count(2) + sum(self.ok_orphan.values())
+
+    def unacked(self) -> set[str]:
+        """Published ids without a publish.ok: one C-level walk over the ids and their ok flags. O(m)."""
+        return set(compress(self.pos_of, self.okd.translate(_NOT)))
+
     def all_acked(self) -> bool:
-        """Every published id had a publish.ok, known without a walk: every outcome had its invoke
-        (so the ok ids are published ones) and there are as many ok ids as published. O(1); False
-        means "walk to find out", not "some id has none"."""
-        return not self.orphan_outcomes and len(self.ok_of) == len(self.pos_of)
+        """Every published id had a publish.ok and every outcome had its invoke. O(m) in C (a byte
+        count)."""
+        return not self.orphan_outcomes and not self.okd.count(0)
 
     def n_delivered(self) -> int:
         """How many distinct ids were delivered. O(m) in C."""
@@ -186,9 +220,9 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     (:func:`harness.history.read_events`), and likewise ids. The per-process maps (first-invoke
     times, delivery counts, reorder maxima) are read through a one-entry cache of the last
     process seen (checked with ``is``, falling back to the dict), since bulk events come in long
-    runs of one process. ``ok_of`` is not touched here: the ok ids and their ``confirmed`` are
-    collected and the dict built after the loop (same keys, order and values)."""
-    f = Fold(pos_of=hashed_dict(), invokes=hashed_dict(), ok_of=hashed_dict())
+    runs of one process. The flag arrays (``seen``, ``okd``) get one byte per event up front and
+    are cut to the ids' count after the loop."""
+    f = Fold(pos_of=hashed_dict(), invokes=hashed_dict(), seen=bytearray(len(events)), okd=bytearray(len(events)))
     lists: dict[str, list[Event]] = {k: [] for k in KINDS if k not in MESSAGE_KINDS}
     file = {k: v.append for k, v in lists.items()}.get
     unknown = f.unknown.append
@@ -198,14 +232,11 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     first = f.first
     add_first = first.append
     seen = f.seen
-    add_seen = seen.append
+    okd = f.okd
+    ok_orphan = f.ok_orphan
     early = f.early
     m = 0  # ids invoked so far
     invokes = f.invokes
-    ok_id_list: list[str] = []
-    ok_ids = ok_id_list.append
-    flags: list[object] = []
-    confirmed = flags.append
     by_proc = f.by_proc
     proc_ts = f.publish_t
     drained_add = f.drained.add
@@ -245,7 +276,6 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             else:
                 m += 1
                 add_first(ev)
-                add_seen(0)
                 p = ev["proc"]
                 if p is not inv_p:
                     pt = proc_ts.get(p)
@@ -256,15 +286,18 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             inv_t(t)
         elif k == OK:
             i = ev["id"]
-            ok_ids(i)
-            confirmed(ev["confirmed"])
             ok_t(t)
-            if i in invokes:
-                resend_out(ev)
+            q = get_pos(i)
+            if q is None:
+                orphans += 1
+                ok_orphan[i] = bool(ev["confirmed"]) or ok_orphan.get(i, False)
             else:
-                q = get_pos(i)
-                if q is None:
-                    orphans += 1
+                if ev["confirmed"]:
+                    okd[q] = 2
+                elif not okd[q]:
+                    okd[q] = 1
+                if i in invokes:
+                    resend_out(ev)
                 else:
                     iv = first[q]
                     w = t - iv["t"]
@@ -348,14 +381,9 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     f.unflagged = unflagged
     f.redelivery = redelivery + unflagged
     f.lists = {k: v for k, v in lists.items() if v}
-    # ok_of: keys in first-ok order, True where any ok was confirmed (what ``ok_of[i] = True``
-    # per confirmed ok, else ``False`` if absent, gave), in C over the collected ids
-    ok_of = f.ok_of
-    if all(flags):
-        ok_of.update(zip(ok_id_list, repeat(True)))
-    else:
-        ok_of.update(zip(ok_id_list, repeat(False)))
-        ok_of.update(zip(compress(ok_id_list, flags), repeat(True)))
+    del seen[m:], okd[m:]  # one byte per id
+    for i in [i for i in ok_orphan if i in pos_of]:  # an ok before its id's first invoke: now it has a place
+        okd[pos_of[i]] = max(okd[pos_of[i]], 2 if ok_orphan.pop(i) else 1)
     _pair(f, hang)
     return f
 
@@ -370,7 +398,7 @@ def _pair(f: Fold, hang: float) -> None:
     if f.all_acked():  # all answered, no O(m) walk
         unanswered: set[str] = set()
     else:
-        unanswered = set(filterfalse(f.ok_of.__contains__, f.pos_of))  # not a keys-view difference: no copy
+        unanswered = f.unacked()
     if unanswered and (f.failed or f.info or f.invokes):
         unanswered -= f.failed
         unanswered -= f.info

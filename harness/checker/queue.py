@@ -18,7 +18,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import filterfalse
 from typing import Any
 
 from harness.checker.findings import PROOF_HISTORY, PROOF_QUEUE, Finding
@@ -56,33 +55,30 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     No step probes a hash table once per id: ``undelivered`` (published, never delivered) comes
     from one walk over the ids in publish order and their delivered flags, and every other set
     is built from it, from the drained ids or from ``early`` (delivered before any invoke), all
-    small in a sound run. Only ``not_acked`` walks all ids testing ``ok_of``, and only when some
-    id has no ok (counts differ) or an outcome came without its invoke."""
+    small in a sound run; whether an id was acknowledged or confirmed is its ok flag (``okd``),
+    read by position for the few undelivered ids, or walked in C (``not_acked``) only when some
+    id has no ok or an outcome came without its invoke."""
     order = f.pos_of  # published ids, in first-invoke order
     published = order.keys()
     drained = f.drained
     early = f.early
-    ok_of = f.ok_of
-    acked = ok_of.keys()
-    n_confirmed = sum(ok_of.values())  # values are True (confirmed at least once) / False
+    n_confirmed = f.n_confirmed()
     undelivered = f.undelivered()
 
-    # lost = acknowledged - delivered - drained. An acknowledged id is published unless an outcome
-    # came without its invoke (the fold counted those: none means none)
-    lost = set(filter(ok_of.__contains__, undelivered))
-    if f.orphan_outcomes:
-        lost |= set(filterfalse(order.__contains__, acked)).difference(early)
+    # lost = acknowledged - delivered - drained. An acknowledged id is published unless no invoke
+    # ever came for it (``ok_orphan``: empty unless the fold counted an outcome without its invoke)
+    okd, pos_of = f.okd, f.pos_of
+    lost = {i for i in undelivered if okd[pos_of[i]]}
+    if f.ok_orphan:
+        lost |= f.ok_orphan.keys() - early
     if drained:
         lost -= drained
-    lost_confirmed = {i for i in lost if ok_of[i]}
+    lost_confirmed = {i for i in lost if f.confirmed(i)}
     lost_unconfirmed = lost - lost_confirmed
     stranded = drained & undelivered  # (drained - delivered) & published
     unexpected_delivered = early.difference(order)  # a dict argument: membership tests only
     unexpected = unexpected_delivered | drained.difference(order)
-    if f.all_acked():
-        not_acked: set[str] = set()
-    else:
-        not_acked = set(filterfalse(ok_of.__contains__, order))
+    not_acked = set() if f.all_acked() else f.unacked()
     recovered = not_acked - undelivered  # not_acked holds published ids only
     recovered_after_fail = recovered & f.failed
     unseen_not_acked = (not_acked & undelivered) - drained
@@ -90,7 +86,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     failed_unseen = unseen_not_acked & f.failed
     drained_after_delivery = (set(filter(order.__contains__, drained)) - undelivered) | (drained & early)
     # the fold counted every outcome whose id had no invoke yet: none means none without one at all
-    outcome_without_invoke = (acked | f.failed | f.info) - published if f.orphan_outcomes else set()
+    outcome_without_invoke = (f.ok_orphan.keys() | f.failed | f.info) - published if f.orphan_outcomes else set()
 
     reordered_by, displacement, reordered_ids = reorder(f)
     reordered = len(reordered_ids)
@@ -98,7 +94,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     counts = {
         "published": len(published),
         "confirmed": n_confirmed,
-        "acknowledged": len(acked),
+        "acknowledged": f.n_acked(),
         "delivered": f.n_delivered(),
         "drained": len(drained),
         "lost": len(lost),

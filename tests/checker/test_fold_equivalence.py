@@ -63,7 +63,11 @@ def outcome(fold: Callable[[Sequence[Event], float], Any], events: Sequence[Even
     except Exception as exc:  # noqa: BLE001 - the exception is what is compared
         return ("raised", type(exc).__name__, str(exc))
     return {name: norm(getattr(f, name)) for name in FIELDS if name != "events"} | {
-        "events": [id(e) for e in f.events], "per_proc": norm(f.per_proc), "ends": norm(f.invoke_ends())}
+        "events": [id(e) for e in f.events], "per_proc": norm(f.per_proc), "ends": norm(f.invoke_ends()),
+        # ok_of is now built from ok flags by position: first-invoke order, not first-ok order, and
+        # keyed by the invoke's id object (7, where the ok said 7.0); no reader depends on either.
+        # Equal as mappings (dict equality: keys equal, values equal, order ignored)
+        "ok_of": ("mapping", f.ok_of)}
 
 
 def unalias(events: Sequence[Event]) -> list[Event]:
@@ -318,3 +322,21 @@ def test_whole_check_results_are_identical(name: str) -> None:
     else:
         evs = crafted()[name]
     assert_same_check(evs)
+
+
+def test_an_ok_before_its_invoke_keeps_its_confirmation() -> None:
+    """The ok flags are by position, and an ok that came before any invoke of its id has none yet:
+    it waits in ``ok_orphan`` and is folded into the flag when the invoke comes (a confirmed ok
+    wins over a later unconfirmed one, in either order)."""
+    base = {"wall": 0, "pid": 1, "proc": "p", "role": "publisher"}
+    ok_a = {**base, "t": 1.0, "kind": "publish.ok", "id": "a", "confirmed": True}
+    inv_a = {**base, "t": 2.0, "kind": "publish.invoke", "id": "a"}
+    ok_a2 = {**base, "t": 3.0, "kind": "publish.ok", "id": "a", "confirmed": False}
+    ok_z = {**base, "t": 4.0, "kind": "publish.ok", "id": "z", "confirmed": False}  # never invoked
+    events = [ok_a, inv_a, ok_a2, ok_z]
+    f = fold_events(events, HANG)
+    assert f.orphan_outcomes == 2 and f.ok_orphan == {"z": False}
+    assert f.ok_of == {"a": True, "z": False}
+    assert f.confirmed("a") and not f.confirmed("z") and f.acked("z") and not f.acked("y")
+    assert (f.n_acked(), f.n_confirmed(), f.all_acked()) == (2, 1, False)
+    assert_same(events)
