@@ -314,7 +314,7 @@ def _emit(doc: dict[str, Any]) -> None:
 def bench_checker(
     events: Annotated[int, typer.Option(help="history size N (t(2N)/t(N) is measured too)")] = 1_000_000,
     rounds: Annotated[int, typer.Option(help="rounds, each timing N and 2N in fresh processes")] = 5,
-    repeat: Annotated[int, typer.Option(help="best of R checks within each process")] = 3,
+    repeat: Annotated[int, typer.Option(help="best of R checks within each process")] = 5,
     max_rounds: Annotated[int | None, typer.Option(help="more rounds, up to this many, while fewer than 3 "
                                                          "were quiet (default 3 x rounds)")] = None,
 ) -> None:
@@ -359,7 +359,7 @@ def bench_soak(
 @bench_app.command("all")
 def bench_all() -> None:
     """Every benchmark except the 10-minute soak (run `bench soak` for that)."""
-    bench_checker(events=1_000_000, rounds=5, repeat=3, max_rounds=None)
+    bench_checker(events=1_000_000, rounds=5, repeat=5, max_rounds=None)
     bench_proxy(seconds=10.0, state_dir=None, base_port=None)
 
 

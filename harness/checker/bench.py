@@ -23,7 +23,10 @@ and a run whose n processes happened to be the slowed ones "met" the goal. So on
 count for the ratio: both of its times within ``QUIET_TOLERANCE`` (10 %) of the least time of
 their size (:func:`judge_ratio`). The bench adds rounds, up to ``max_rounds``, until it has
 ``MIN_QUIET_ROUNDS`` quiet ones; with fewer, the ratio goal is ``unknown`` with the reason, never
-met. ``goal_verdict`` is then ``pass`` (both goals met), ``fail`` or ``unknown``.
+met. A control run in the same processes checks the quiet rounds themselves: a bare loop over the
+same events is linear, so its 2n/n there must lie in ``FLOOR_BAND``; outside it one size's
+processes all ran on a more loaded box (their least time is a loaded one too), and the ratio goal
+is ``unknown`` as well. ``goal_verdict`` is then ``pass`` (both goals met), ``fail`` or ``unknown``.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ GOAL_RATIO_2N_N = 2.1
 QUIET_TOLERANCE = 0.10
 #: quiet rounds needed before the ratio is judged (fewer: ``unknown``)
 MIN_QUIET_ROUNDS = 3
+#: the control's 2n/n (a bare loop over the same events, :func:`_floor`) must fall in this band
+#: over the quiet rounds: it measured 1.93-1.98 on a quiet box; outside, the two sizes' processes
+#: ran on a differently loaded box (the 2n ones slower above it, the n ones below)
+FLOOR_BAND = (1.85, 2.05)
 
 
 def synthetic(n_events: int, seed: int = 0, rate: float = 20_000.0) -> list[Event]:
@@ -184,32 +191,51 @@ def _measure_fresh(path: Path, repeat: int) -> dict[str, Any]:
     return sample
 
 
-def judge_ratio(n_times: list[float], n2_times: list[float], goal: float = GOAL_RATIO_2N_N,
-                tolerance: float = QUIET_TOLERANCE, min_quiet: int = MIN_QUIET_ROUNDS) -> dict[str, Any]:
-    """Judge the 2n/n goal from paired round times (round k: ``n_times[k]``, ``n2_times[k]``).
+def judge_ratio(n_times: list[float], n2_times: list[float], floors: tuple[list[float], list[float]] | None = None,
+                goal: float = GOAL_RATIO_2N_N, tolerance: float = QUIET_TOLERANCE,
+                min_quiet: int = MIN_QUIET_ROUNDS, floor_band: tuple[float, float] = FLOOR_BAND) -> dict[str, Any]:
+    """Judge the 2n/n goal from paired round times (round k: ``n_times[k]``, ``n2_times[k]``), and
+    the control's times in the same processes (``floors``: n and 2n, per round), when given.
 
     A round is quiet when its n-time is within ``tolerance`` of the least n-time and its 2n-time
     within ``tolerance`` of the least 2n-time: load only ever adds time, so a round well above the
     least ran under load, and a loaded round's ratio says more about the neighbours than about the
     checker. The ratio is the median of the quiet rounds' own ratios; with fewer than ``min_quiet``
-    quiet rounds it is None and ``met`` is None (unknown), with the reason. O(r log r)."""
-    if len(n_times) != len(n2_times) or not n_times:
-        raise ValueError("judge_ratio needs one n-time and one 2n-time per round, and at least one round")
+    quiet rounds it is None and ``met`` is None (unknown), with the reason.
+
+    "Within the least" cannot see a run in which every process of one size ran loaded: its least
+    is a loaded time too (a run here: least 2n-time 1.296 s against 1.159 s in a quiet run, and a
+    "fail" at 2.351). The control catches that: a bare loop over the same events is linear, so its
+    2n/n over the quiet rounds (``floor_ratio``) must lie in ``floor_band``; outside it the two
+    sizes did not run on the same box, and ``met`` is None. O(r log r)."""
+    if len(n_times) != len(n2_times) or not n_times or (floors is not None and not (
+            len(floors[0]) == len(floors[1]) == len(n_times))):
+        raise ValueError("judge_ratio needs one n-time and one 2n-time per round (and one control time of each), "
+                         "and at least one round")
     least_n, least_2n = min(n_times), min(n2_times)
     quiet = [k for k, (a, b) in enumerate(zip(n_times, n2_times, strict=True))
              if a <= least_n * (1 + tolerance) and b <= least_2n * (1 + tolerance)]
+    floor_ratio = None
+    if floors is not None:
+        floor_ratio = round(statistics.median(floors[1][k] / floors[0][k] for k in (quiet or range(len(n_times)))), 3)
     if len(quiet) < min_quiet:
-        return {"quiet_rounds": quiet, "ratio": None, "met": None,
+        return {"quiet_rounds": quiet, "ratio": None, "met": None, "floor_ratio": floor_ratio,
                 "reason": f"only {len(quiet)} of {len(n_times)} rounds were quiet (both times within "
                           f"{tolerance:.0%} of their least; {min_quiet} needed): n-times "
                           f"{least_n:.3f}-{max(n_times):.3f} s, 2n-times {least_2n:.3f}-{max(n2_times):.3f} s; "
                           "the box was too loud to judge the ratio, run the bench again when it is quiet"}
     ratio = round(statistics.median(n2_times[k] / n_times[k] for k in quiet), 3)
-    return {"quiet_rounds": quiet, "ratio": ratio, "met": ratio <= goal,
+    if floor_ratio is not None and not floor_band[0] <= floor_ratio <= floor_band[1]:
+        return {"quiet_rounds": quiet, "ratio": ratio, "met": None, "floor_ratio": floor_ratio,
+                "reason": f"the control (a bare loop over the same events, linear) scaled {floor_ratio} over the "
+                          f"{len(quiet)} quiet rounds, outside {floor_band[0]}-{floor_band[1]}: the "
+                          f"{'2n' if floor_ratio > floor_band[1] else 'n'} processes ran on a more loaded box, so "
+                          f"their ratio of {ratio} cannot be judged; run the bench again when it is quiet"}
+    return {"quiet_rounds": quiet, "ratio": ratio, "met": ratio <= goal, "floor_ratio": floor_ratio,
             "reason": f"median of {len(quiet)} quiet rounds: {ratio} {'<=' if ratio <= goal else '>'} {goal}"}
 
 
-def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 3, max_rounds: int | None = None) -> dict[str, Any]:
+def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 5, max_rounds: int | None = None) -> dict[str, Any]:
     """Time check() on ~n and ~2n synthetic events: at least ``rounds`` rounds, each measuring both
     sizes in a fresh process (order alternating between rounds, so a drift in the box's load hits
     both alike), each process taking the best of ``repeat`` checks (CPU time, GC paused); more
@@ -242,11 +268,15 @@ def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 3, max_round
         gc.collect()
         samples: dict[str, list[dict[str, Any]]] = {"n": [], "2n": []}
 
-        def times(size: str) -> list[float]:
-            return [s["check_s"] for s in samples[size]]
+        def times(size: str, key: str = "check_s") -> list[float]:
+            return [s[key] for s in samples[size]]
+
+        def judged() -> dict[str, Any]:
+            return judge_ratio(times("n"), times("2n"), (times("n", "floor_s"), times("2n", "floor_s")),
+                               min_quiet=min_quiet)
 
         def judged_yet() -> bool:
-            return judge_ratio(times("n"), times("2n"), min_quiet=min_quiet)["met"] is not None
+            return judged()["met"] is not None
 
         r = 0
         while r < rounds or (r < max_rounds and not judged_yet()):
@@ -260,16 +290,14 @@ def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 3, max_round
 
     t_n, t_2n = least("n", "check_s"), least("2n", "check_s")
     read_n, read_2n = least("n", "read_s"), least("2n", "read_s")
-    judged = judge_ratio(times("n"), times("2n"), min_quiet=min_quiet)
+    judgement = judged()
     per_round = [b / a for a, b in zip(times("n"), times("2n"), strict=True)]
-    counted = judged["quiet_rounds"] or range(len(per_round))
-    floor_ratio = statistics.median(samples["2n"][k]["floor_s"] / samples["n"][k]["floor_s"] for k in counted)
     speed_met = n / t_n >= GOAL_EVENTS_PER_S
     reasons = [f"events/s {n / t_n:,.0f} {'>=' if speed_met else '<'} {GOAL_EVENTS_PER_S:,}",
-               f"2n/n: {judged['reason']}"]
-    if not speed_met or judged["met"] is False:
+               f"2n/n: {judgement['reason']}"]
+    if not speed_met or judgement["met"] is False:
         goal_verdict = "fail"
-    elif judged["met"] is None:
+    elif judgement["met"] is None:
         goal_verdict = "unknown"
     else:
         goal_verdict = "pass"
@@ -283,14 +311,14 @@ def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 3, max_round
         "seconds_2n": round(t_2n, 4),
         "events_per_s": round(n / t_n),
         "events_per_s_2n": round(n2 / t_2n),
-        "ratio_2n_n": judged["ratio"],
-        "quiet_rounds": judged["quiet_rounds"],
+        "ratio_2n_n": judgement["ratio"],
+        "quiet_rounds": judgement["quiet_rounds"],
         "ratio_2n_n_all_rounds": round(statistics.median(per_round), 3),
         "ratio_2n_n_least": round(t_2n / t_n, 3),
         "ratio_2n_n_rounds": [round(x, 3) for x in per_round],
         "seconds_n_rounds": [round(x, 4) for x in times("n")],
         "seconds_2n_rounds": [round(x, 4) for x in times("2n")],
-        "floor_ratio_2n_n": round(floor_ratio, 3),
+        "floor_ratio_2n_n": judgement["floor_ratio"],
         "events_per_s_gc": round(n / least("n", "check_gc_s")),
         "read_s": round(read_n, 4),
         "read_s_2n": round(read_2n, 4),
@@ -299,7 +327,7 @@ def bench(n_events: int = 1_000_000, rounds: int = 5, repeat: int = 3, max_round
         "end_to_end_ratio_2n_n": round((read_2n + t_2n) / (read_n + t_n), 3),
         "check_verdict": samples["n"][0]["verdict"],
         "goals": {"events_per_s": GOAL_EVENTS_PER_S, "ratio_2n_n": GOAL_RATIO_2N_N},
-        "goals_met": {"events_per_s": speed_met, "ratio_2n_n": judged["met"]},
+        "goals_met": {"events_per_s": speed_met, "ratio_2n_n": judgement["met"]},
         "goal_verdict": goal_verdict,
         "goal_reasons": reasons,
     }
@@ -318,7 +346,7 @@ def main(argv: list[str]) -> None:
             return value
         return default
 
-    repeat = opt("--repeat", 3)
+    repeat = opt("--repeat", 5)
     if "--measure" in args:
         print(json.dumps(measure(args[args.index("--measure") + 1], repeat)), flush=True)
         return

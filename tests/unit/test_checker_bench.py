@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker.bench import GOAL_RATIO_2N_N, bench, judge_ratio, measure, synthetic
+from harness.checker.bench import FLOOR_BAND, GOAL_RATIO_2N_N, bench, judge_ratio, measure, synthetic
 from harness.history import write_history
 
 
@@ -33,7 +33,10 @@ def test_bench_reports_every_round_and_judges_the_goals_from_its_headline() -> N
     else:
         quiet = [out["ratio_2n_n_rounds"][k] for k in out["quiet_rounds"]]
         assert min(quiet) - 0.01 <= out["ratio_2n_n"] <= max(quiet) + 0.01  # their median (of rounded times)
-        assert out["goals_met"]["ratio_2n_n"] is (out["ratio_2n_n"] <= GOAL_RATIO_2N_N)
+        if FLOOR_BAND[0] <= out["floor_ratio_2n_n"] <= FLOOR_BAND[1]:
+            assert out["goals_met"]["ratio_2n_n"] is (out["ratio_2n_n"] <= GOAL_RATIO_2N_N)
+        else:  # the control says the sizes ran on differently loaded boxes: more rounds, no verdict
+            assert n_rounds == 6 and out["goals_met"]["ratio_2n_n"] is None
     assert out["ratio_2n_n_least"] == pytest.approx(out["seconds_2n"] / out["seconds_n"], rel=0.15)  # rounded times
     assert out["goals_met"]["events_per_s"] is (out["events_per_s"] >= out["goals"]["events_per_s"])
     met = out["goals_met"].values()
@@ -58,6 +61,24 @@ def test_a_quiet_run_over_the_goal_fails_it() -> None:
     j = judge_ratio([0.57, 0.58, 0.60], [1.23, 1.24, 1.27])
     assert j["quiet_rounds"] == [0, 1, 2]
     assert j["ratio"] == 2.138 and j["met"] is False and ">" in j["reason"]
+
+
+def test_a_control_out_of_its_band_makes_the_ratio_unknown() -> None:
+    # three quiet rounds by their own least times, but the bare loop (linear) ran 2.3x slower at 2n:
+    # every 2n process had a loaded box (the least 2n-time is a loaded one), so no verdict
+    n, n2 = [0.56, 0.56, 0.57], [1.31, 1.32, 1.37]
+    loaded_2n = ([0.10, 0.10, 0.10], [0.23, 0.23, 0.23])
+    j = judge_ratio(n, n2, loaded_2n)
+    assert j["quiet_rounds"] == [0, 1, 2] and j["ratio"] == 2.357 and j["floor_ratio"] == 2.3
+    assert j["met"] is None and "the 2n processes ran on a more loaded box" in j["reason"]
+    loaded_n = ([0.12, 0.12, 0.12], [0.20, 0.20, 0.20])  # ratio 1.67: the n processes were the slow ones
+    j = judge_ratio([0.62, 0.62, 0.63], [1.16, 1.17, 1.18], loaded_n)
+    assert j["met"] is None and "the n processes ran" in j["reason"]  # 1.887 would have "met" 2.1
+    quiet = ([0.10, 0.10, 0.10], [0.196, 0.196, 0.197])
+    j = judge_ratio([0.49, 0.50, 0.49], [1.02, 1.04, 1.03], quiet)
+    assert j["floor_ratio"] == 1.96 and j["met"] is True and j["ratio"] == 2.082
+    with pytest.raises(ValueError, match="one control time"):
+        judge_ratio(n, n2, ([0.1], [0.2]))
 
 
 def test_too_few_quiet_rounds_are_unknown_not_met() -> None:
