@@ -57,7 +57,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     is built from it, from the drained ids or from ``early`` (delivered before any invoke), all
     small in a sound run; whether an id was acknowledged or confirmed is its ok flag (``okd``),
     read by position for the few undelivered ids, or walked in C (``not_acked``) only when some
-    id has no ok or an outcome came without its invoke."""
+    id has no ok."""
     order = f.pos_of  # published ids, in first-invoke order
     published = order.keys()
     drained = f.drained
@@ -67,8 +67,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
 
     # lost = acknowledged - delivered - drained. An acknowledged id is published unless no invoke
     # ever came for it (``ok_orphan``: empty unless the fold counted an outcome without its invoke)
-    okd, pos_of = f.okd, f.pos_of
-    lost = {i for i in undelivered if okd[pos_of[i]]}
+    lost = set(filter(f.acked, undelivered))
     if f.ok_orphan:
         lost |= f.ok_orphan.keys() - early
     if drained:
@@ -78,7 +77,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     stranded = drained & undelivered  # (drained - delivered) & published
     unexpected_delivered = early.difference(order)  # a dict argument: membership tests only
     unexpected = unexpected_delivered | drained.difference(order)
-    not_acked = set() if f.all_acked() else f.unacked()
+    not_acked = f.unacked()
     recovered = not_acked - undelivered  # not_acked holds published ids only
     recovered_after_fail = recovered & f.failed
     unseen_not_acked = (not_acked & undelivered) - drained

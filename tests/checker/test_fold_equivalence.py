@@ -338,5 +338,5 @@ def test_an_ok_before_its_invoke_keeps_its_confirmation() -> None:
     assert f.orphan_outcomes == 2 and f.ok_orphan == {"z": False}
     assert f.ok_of == {"a": True, "z": False}
     assert f.confirmed("a") and not f.confirmed("z") and f.acked("z") and not f.acked("y")
-    assert (f.n_acked(), f.n_confirmed(), f.all_acked()) == (2, 1, False)
+    assert (f.n_acked(), f.n_confirmed(), f.unacked()) == (2, 1, set())
     assert_same(events)
