@@ -51,21 +51,31 @@ KINDS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     # consumer
     "deliver": (frozenset({"consumer"}), ("id", "redelivered")),
     "ack": (frozenset({"consumer"}), ("id",)),
-    "consume.cancelled": (frozenset({"consumer"}), ()),
+    "consume.cancelled": (frozenset({"consumer"}), ()),  # optional: reason (the broker's basic.cancel cause)
     # connection (any client role)
     "conn.open": (frozenset({"publisher", "consumer"}), ()),
     "conn.lost": (frozenset({"publisher", "consumer"}), ("error",)),
     "conn.blocked": (frozenset({"publisher", "consumer"}), ()),
     "conn.unblocked": (frozenset({"publisher", "consumer"}), ()),
+    # a channel the broker (or the library) closed under the client: reason text, optional code
+    "channel.closed": (frozenset({"publisher", "consumer"}), ("reason",)),
     # nemesis
     "fault.start": (frozenset({"nemesis"}), ("fault",)),
     "fault.stop": (frozenset({"nemesis"}), ("fault",)),
+    # when a fault's effect was observed (broker down, alarm visible, toxic added, ...), beside the
+    # fault.start/fault.stop the nemesis writes when it begins acting; action: "start" | "heal"
+    "fault.effect": (frozenset({"nemesis"}), ("fault", "action", "effect")),
     # the harness's trusted drain reader: what was left in the queue after the run
     "drain": (frozenset({"drain"}), ("id", "redelivered")),
     "drain.done": (frozenset({"drain"}), ("complete", "remaining")),
     # the harness: phases and supervision of client processes
     "run.phase": (frozenset({"harness"}), ("phase",)),
     "proc.exit": (frozenset({"harness"}), ("target", "code", "expected")),
+    # written *before* the harness signals a client: what the client does after it is not a
+    # reaction to the fault (detection ignores it)
+    "proc.signal": (frozenset({"harness"}), ("target", "signal")),
+    # why the settle phase ended: "quiet" | "cap" | "consumer-exited" (+ held_unacked, waited_s)
+    "settle.end": (frozenset({"harness"}), ("reason",)),
     "run.end": (frozenset({"harness"}), ()),
     # the harness samples the queue through the management API during the run (liveness)
     "queue.sample": (frozenset({"harness"}), ("messages_ready", "messages_unacked", "consumers")),

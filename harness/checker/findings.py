@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 #: what could explain a finding away if the history were incomplete
 PROOF_POSITIVE = "none"  # proven by events that are there: nothing missing can undo it
@@ -18,6 +19,11 @@ class Finding:
     the verdict counts it as proven only when ``count`` exceeds what that evidence could hide.
     ``timed``: the finding compares times written by different processes, so it needs their
     clocks to agree.
+    ``effect``: what the finding does to the verdict once proven: ``"fail"`` (an anomaly of the
+    client or broker) or ``"unknown"`` (the run could not test what it set out to: e.g. the fault
+    never overlapped traffic, or a silent fault was shorter than the client's detection window).
+    ``headline``: the short word the matrix cell shows (lost, stranded, unexpected, gave up,
+    blocked, stalled, consumer lost, not exercised, ...); defaults to the rule name.
     """
 
     rule: str
@@ -25,3 +31,9 @@ class Finding:
     text: str
     proof: str = PROOF_HISTORY
     timed: bool = False
+    effect: Literal["fail", "unknown"] = "fail"
+    headline: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.headline or self.rule.replace("_", " ")

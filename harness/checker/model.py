@@ -23,6 +23,22 @@ class CheckOptions:
     fault_grace_s: float = 5.0
     #: a publish with no outcome for longer than this while its publisher runs is a hang (seconds)
     hang_window_s: float = 30.0
+    # ---- expectations of the scenario: deadlines on the client's own clocks (docs/checker.md) ----
+    #: stalled: messages ready, consumer registered, the client holds no unacked delivery and nothing is
+    #: delivered for longer than this (seconds). A client holding unacked work is *busy*, never stalled.
+    max_stall_s: float = 10.0
+    #: busy: a client may hold one unacked delivery this long (seconds); None: no limit (work may be slow)
+    max_busy_s: float | None = None
+    #: blocked: a publish waits longer than this for its outcome and the application was told nothing
+    #: (no error, no conn.blocked, no conn.lost) meanwhile (seconds). While a silent fault is in
+    #: effect the client's heartbeat-predicted detection window extends it: only its heartbeat can tell it.
+    max_block_s: float = 10.0
+    #: detection later than this after the fault took effect is a failure (seconds); None: not judged
+    #: (late-vs-heartbeat-prediction stays a note)
+    max_detection_s: float | None = None
+    #: recovery (heal -> first confirmed publish and first delivery) later than this, or never while
+    #: work was left after the heal, is a failure (seconds); None: not judged
+    max_recovery_s: float | None = 30.0
     #: throughput timeline bucket (seconds)
     bucket_s: float = 0.1
     #: process clocks (wall - monotonic) may differ by this much before they are called unshared
