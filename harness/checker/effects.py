@@ -114,23 +114,23 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
                 by_window[fw.window] = fw
             open_by_name.setdefault(fw.name, []).append(fw)
             continue
-        fw = find(ev)
-        if fw is None:
+        hit = find(ev)
+        if hit is None:
             continue
         if order == 1:
-            fw.effects.append(ev)
+            hit.effects.append(ev)
             if ev.get("action") == "start":
-                if fw.effect_start_t is None:
-                    fw.effect_start_t = t
+                if hit.effect_start_t is None:
+                    hit.effect_start_t = t
             elif ev.get("action") == "heal":
-                fw.effect_heal_t = t
+                hit.effect_heal_t = t
         else:
-            fw.heal_t = t
-            opened = open_by_name.get(fw.name)
-            if opened and fw in opened:
-                opened.remove(fw)
-            if fw.window is not None:
-                by_window.pop(fw.window, None)
+            hit.heal_t = t
+            opened = open_by_name.get(hit.name)
+            if opened and hit in opened:
+                opened.remove(hit)
+            if hit.window is not None:
+                by_window.pop(hit.window, None)
     return out
 
 
