@@ -82,8 +82,10 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
 
     Pairing: by the ``window`` field (the timeline's window index) when the events carry it; else
     by fault name, first open window of that name first (as :func:`harness.checker.lifecycle.scan`
-    pairs start/stop). A ``fault.effect`` or ``fault.stop`` matching no open window is ignored
-    here (lifecycle counts unmatched stops). O(k log k) for k fault events."""
+    pairs start/stop). An effect written after its window's ``fault.stop`` (a heal observed by
+    polling) still belongs to that window. A ``fault.stop`` of an already healed window, or an
+    event matching no window, is ignored here (lifecycle counts unmatched stops). O(k log k) for k
+    fault events."""
     starts = idx.kind("fault.start")
     stops = idx.kind("fault.stop")
     effects = idx.kind("fault.effect")
@@ -93,13 +95,18 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
     out: list[FaultWindow] = []
     by_window: dict[int, FaultWindow] = {}
     open_by_name: dict[str, list[FaultWindow]] = {}
+    closed_by_name: dict[str, FaultWindow] = {}
 
     def find(ev: Event) -> FaultWindow | None:
         w = ev.get("window")
         if isinstance(w, int) and w in by_window:
             return by_window[w]
         opened = open_by_name.get(str(ev["fault"])) or []
-        return opened[0] if opened else None
+        if opened:
+            return opened[0]
+        # an effect seen after the heal returned (the broker polled back up) belongs to the window
+        # that closed last; a stop never reopens one
+        return closed_by_name.get(str(ev["fault"])) if ev["kind"] == "fault.effect" else None
 
     for t, order, ev in evs:
         if order == 0:
@@ -124,13 +131,12 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
                     hit.effect_start_t = t
             elif ev.get("action") == "heal":
                 hit.effect_heal_t = t
-        else:
+        elif hit.heal_t is None:
             hit.heal_t = t
             opened = open_by_name.get(hit.name)
             if opened and hit in opened:
                 opened.remove(hit)
-            if hit.window is not None:
-                by_window.pop(hit.window, None)
+            closed_by_name[hit.name] = hit
     return out
 
 
