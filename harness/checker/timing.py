@@ -1,32 +1,62 @@
-"""Detection and recovery times around the fault timeline.
+"""Detection and recovery times, measured on the clients under test and on when faults took effect.
 
-* **Detection**: first ``fault.start`` -> the first event after it showing a client noticed
-  (conn.lost, conn.blocked, consume.cancelled, publish.fail, publish.info); overall, per role, per
-  process. None when there was no fault or no client noticed.
-* **Recovery**: last ``fault.stop`` -> first success after it: per role, the publishers' first
-  publish.ok and the consumers' first deliver; overall the later of the roles that had one. None
-  when there was no fault, a fault was never healed, or nothing succeeded afterwards (loss or
-  stranding then shows it; ``detail["recovered"]`` says False).
+**Fault times** come from :mod:`harness.checker.effects`: a fault *took effect* at its first
+``fault.effect`` action=start (else its ``fault.start``), and its effect *ended* at its last
+``fault.effect`` action=heal (else its ``fault.stop``). A loaded machine can run the harness's
+tools seconds late; measuring from the moment the harness began acting would credit the client
+with the tool's latency.
 
-Complexity: O(k) over notice events plus O(log n) bisects; the per-process recovery scan walks
-forward from the last heal only until every process has succeeded (O(n) worst case, one pass).
+**Detection**: the first fault's effect -> the first notice a client under test gave itself:
+``conn.lost``, ``conn.blocked``, ``channel.closed``, ``consume.cancelled``, ``publish.fail``,
+``publish.info``. Notices are taken from the first ``fault.start`` on (a client can notice before
+the harness's poll confirmed the effect: that counts as 0 s, never negative). Never counted: an
+event a process wrote at or after a ``proc.signal`` to it or its ``proc.exit`` -- that is its
+reaction to the harness stopping it ("stopped (SIGTERM) before the broker confirmed"), not to the
+fault. Per role and per process, each with ``by`` (the kind) and ``text`` (its error/reason).
+
+**Recovery**: the last heal (effect end) -> per role, the first sign of work flowing again on a
+client that is still alive:
+
+* publisher: the first ``publish.ok`` after the heal -- a confirmed one from a client that
+  confirms, an unconfirmed one (on a live connection) from a client that never confirms;
+* consumer: the first ``deliver`` after the heal on a live connection by a consumer still running
+  that did not give up. *Live*: no ``conn.lost`` / ``channel.closed`` / ``consume.cancelled`` of
+  that process since its last ``conn.open`` -- or the delivered message was first published after
+  that break (it cannot have been buffered before it: e.g. a re-consume after queue-delete, which
+  writes no ``conn.open``). A library can hand over messages it buffered before the connection
+  died; those prove nothing.
+
+Overall recovery is the later of the roles that recovered. A role that never recovered while work
+was left for it after the heal makes recovery ``None`` ("never", ``detail["recovered"] = False``,
+``detail["recovery_never"][role]`` says why). Work left -- publisher: publishes invoked after the
+heal, publishes still open (no outcome) at the heal, or a publisher that did not finish its
+workload; consumer: the drain found messages, or messages were published after the heal. A role
+with no work left and no recovery is "not needed" (``detail["recovery_not_needed"][role]``) and
+does not make recovery never. An unhealed fault has no recovery time (``detail["unhealed"]``).
+
+Complexity: O(k log k) over the low-volume kinds plus one forward walk from the last heal that
+stops once every live client has recovered (O(n) worst case, one pass).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checker.effects import FaultWindow, describe, fault_windows, first_effect_t, last_heal_t
 from harness.checker.fold import Fold
-from harness.checker.lifecycle import Lifecycle
+from harness.checker.lifecycle import Lifecycle, Proc
 from harness.checker.model import Timing
+from harness.clients.heartbeat import detection_window
 from harness.history import Event
 
-NOTICE_KINDS = ("conn.lost", "conn.blocked", "consume.cancelled")
+#: kinds by which a client shows it noticed something (publish.fail/info come from ``Fold.notices``)
+NOTICE_KINDS = ("conn.lost", "conn.blocked", "channel.closed", "consume.cancelled")
+#: kinds after which a process's connection (or channel, or consumer) is no longer live
+BREAK_KINDS = ("conn.lost", "channel.closed", "consume.cancelled")
 #: seconds a measured detection may fall outside its predicted window before it is called early or
-#: late: ``fault.start`` is written before the fault acts (an API call, a signal) and a loaded
-#: machine runs timers late; a bug report must not hinge on a few milliseconds
+#: late: a loaded machine runs timers late; a bug report must not hinge on a few milliseconds
 PREDICTION_SLACK_S = 1.0
 
 
@@ -34,62 +64,128 @@ def _t(ev: Event) -> float:
     return ev["t"]
 
 
-def _first_after(events: Sequence[Event], t: float, kind: str, want: set[str]) -> tuple[
-        float | None, dict[str, float]]:
-    """First ``kind`` event after t overall, and per process until all of ``want`` are seen."""
-    first: float | None = None
-    per: dict[str, float] = {}
-    for k in range(bisect_right(events, t, key=_t), len(events)):
-        ev = events[k]
-        if ev["kind"] != kind:
+def notice_text(ev: Event) -> str:
+    """The error or reason a notice carries ("" when it has none)."""
+    for key in ("error", "reason"):
+        v = ev.get(key)
+        if v:
+            return str(v)
+    return ""
+
+
+def signal_times(idx: Fold) -> dict[str, float]:
+    """proc -> when the harness first signalled it (``proc.signal``). O(k)."""
+    out: dict[str, float] = {}
+    for ev in idx.kind("proc.signal"):
+        out.setdefault(str(ev.get("target")), ev["t"])
+    return out
+
+
+def stopped_t(p: Proc, signals: dict[str, float]) -> float | None:
+    """When the harness began stopping ``p`` (its first ``proc.signal``, else its ``proc.exit``):
+    anything ``p`` wrote from then on is its reaction to being stopped."""
+    ts = [t for t in (signals.get(p.name), p.proc_exit_t) if t is not None]
+    return min(ts) if ts else None
+
+
+def gave_up(p: Proc, signals: dict[str, float]) -> bool:
+    """``p`` ended on its own before finishing: ``client.exit`` ok=false, or ``proc.exit``
+    expected=false with no ``proc.signal`` to it before (a SIGKILL after an ignored SIGTERM is
+    the harness's doing, not giving up)."""
+    if p.exit_ok is False:
+        return True
+    if p.expected is False and p.proc_exit_t is not None:
+        sig = signals.get(p.name)
+        return sig is None or sig > p.proc_exit_t
+    return False
+
+
+def finished(p: Proc, signals: dict[str, float]) -> bool:
+    """A publisher finished its workload: it wrote ``client.exit`` "done" (not ok=false), or it
+    exited 0 by itself (``proc.exit`` expected=true with no ``proc.signal`` before)."""
+    if p.exit_ok is False:
+        return False
+    if p.exit_reason == "done":
+        return True
+    sig = signals.get(p.name)
+    return bool(p.expected) and p.proc_exit_t is not None and (sig is None or sig > p.proc_exit_t)
+
+
+# ---- detection ---------------------------------------------------------------------------------
+def detect(idx: Fold, life: Lifecycle, t_from: float, t_fault: float) -> tuple[dict[str, dict[str, Any]], int]:
+    """The clients' own notices from ``t_from`` (the first fault.start) on: the first
+    per process as ``{detection_s, by, text, role}`` measured from ``t_fault`` (the first effect,
+    clamped at 0); and how many notices were left out as the harness's doing. O(k log k)."""
+    signals = signal_times(idx)
+    stop = {p.name: stopped_t(p, signals) for p in life.procs.values()}
+    cands = [ev for k in NOTICE_KINDS for ev in idx.kind(k) if ev["t"] >= t_from]
+    cands += [ev for ev in idx.notices[bisect_left(idx.notices, t_from, key=_t):]]
+    cands.sort(key=_t)
+    notices: list[Event] = []
+    excluded = 0
+    for ev in cands:
+        s = stop.get(ev["proc"], signals.get(ev["proc"]))
+        if s is not None and ev["t"] >= s:
+            excluded += 1
             continue
-        if first is None:
-            first = ev["t"]
-        p = ev["proc"]
-        if p not in per:
-            per[p] = ev["t"]
-            if want <= per.keys():
-                break
-    return first, per
+        notices.append(ev)
+    per: dict[str, dict[str, Any]] = {}
+    for ev in notices:
+        if ev["proc"] not in per:
+            d = ev["t"] - t_fault
+            row: dict[str, Any] = {"detection_s": max(0.0, d), "by": ev["kind"], "text": notice_text(ev),
+                                   "role": ev["role"]}
+            if d < 0:
+                row["before_effect_s"] = -d  # noticed before the harness's poll saw the effect
+            per[ev["proc"]] = row
+    return per, excluded
 
 
-def predict_detection(idx: Fold, t_fault: float, det_proc: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def predict_detection(idx: Fold, first: FaultWindow, det_proc: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """The detection time each client's heartbeat predicts, beside the measured one.
 
     Only when the first fault silences the connection (its ``fault.start`` says ``silent``): a
     fault that closes or resets it is noticed at once, whatever the heartbeat. Per process: the
     window its ``client.start`` declared (``heartbeat_window_s``, see
-    :mod:`harness.clients.heartbeat`), the measured time, and whether that fell inside, was
-    early (something other than the heartbeat told it first), or late (past the latest time its
-    library promises: worth a bug report), each with ``PREDICTION_SLACK_S`` of slack. Processes
-    the fault did not target are left out. O(c) for c clients."""
-    first = next((ev for ev in idx.kind("fault.start") if ev["t"] == t_fault), None)
-    if first is None or not first.get("silent"):
+    :mod:`harness.clients.heartbeat`), the measured time (from the fault's effect), and whether that
+    fell inside, was early (something other than the heartbeat told it first), or late (past the
+    latest time its library promises: worth a bug report), each with ``PREDICTION_SLACK_S`` of
+    slack. Processes the fault did not target are left out. O(c) for c clients."""
+    if not first.silent:
         return None
-    params = first.get("params")
-    target = params.get("target", "all") if isinstance(params, dict) else "all"
     per: dict[str, Any] = {}
     for ev in idx.kind("client.start"):
-        if target not in ("all", ev["role"]) or ev["proc"] in per:
+        if not first.targets(ev["role"]) or ev["proc"] in per:
             continue
-        window = ev.get("heartbeat_window_s")
+        window = client_window(ev)
         measured = det_proc.get(ev["proc"], {}).get("detection_s")
         row: dict[str, Any] = {"role": ev["role"], "library": ev.get("library"),
-                               "heartbeat_s": ev.get("heartbeat_s"), "window_s": window,
-                               "measured_s": measured}
-        if isinstance(window, list) and len(window) == 2 and measured is not None:
+                               "heartbeat_s": ev.get("heartbeat_s"),
+                               "window_s": None if window is None else list(window), "measured_s": measured}
+        if window is not None and measured is not None:
             lo, hi = window
             slack = PREDICTION_SLACK_S
             row["within"] = ("early" if measured < lo - slack
                              else "late" if hi is not None and measured > hi + slack else "inside")
         per[ev["proc"]] = row
-    return {"fault": first.get("fault"), "by_proc": per}
+    return {"fault": first.name, "by_proc": per}
+
+
+def client_window(start: Event) -> tuple[float, float | None] | None:
+    """The detection window a ``client.start`` declares (``heartbeat_window_s``), else the one its
+    library's model predicts from ``heartbeat_s`` (:func:`harness.clients.heartbeat.detection_window`);
+    None when neither gives one (heartbeats off, or an unknown library)."""
+    w = start.get("heartbeat_window_s")
+    if isinstance(w, list | tuple) and len(w) == 2 and isinstance(w[0], int | float):
+        hi = w[1] if isinstance(w[1], int | float) else None
+        return float(w[0]), None if hi is None else float(hi)
+    return detection_window(str(start.get("library")), start.get("heartbeat_s"))
 
 
 def prediction_notes(timing: Timing) -> list[str]:
     """Sentences for the processes that noticed a silent fault later than their heartbeat
     predicts (a library bug or a blocked I/O loop: either way worth reporting). Never a verdict
-    change: a late detection loses nothing by itself; the message counts judge that."""
+    change by itself: ``max_detection_s`` is the deadline a user sets (rule late_detection)."""
     pred = timing.detail.get("heartbeat_prediction") or {}
     notes = []
     for proc, row in pred.get("by_proc", {}).items():
@@ -100,58 +196,253 @@ def prediction_notes(timing: Timing) -> list[str]:
     return notes
 
 
-def measure(idx: Fold, life: Lifecycle) -> Timing:
-    timing = Timing()
-    detail: dict[str, Any] = {
-        "faults": [{"fault": name, "start_s": a - idx.t0, "stop_s": None if b is None else b - idx.t0}
-                   for name, a, b in life.faults],
+# ---- recovery ----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Conn:
+    """One process's connection history: break and (re)open times, sorted."""
+
+    breaks: list[float] = field(default_factory=list)
+    opens: list[float] = field(default_factory=list)
+
+    def last_break(self, t: float) -> float | None:
+        """The last break at or before ``t`` that no ``conn.open`` at or before ``t`` followed."""
+        k = bisect_right(self.breaks, t)
+        if not k:
+            return None
+        b = self.breaks[k - 1]
+        j = bisect_right(self.opens, t)
+        if j and self.opens[j - 1] >= b:
+            return None
+        return b
+
+
+def _conns(idx: Fold) -> dict[str, _Conn]:
+    out: dict[str, _Conn] = {}
+    for kind in BREAK_KINDS:
+        for ev in idx.kind(kind):
+            out.setdefault(ev["proc"], _Conn()).breaks.append(ev["t"])
+    for ev in idx.kind("conn.open"):
+        out.setdefault(ev["proc"], _Conn()).opens.append(ev["t"])
+    for c in out.values():
+        c.breaks.sort()
+        c.opens.sort()
+    return out
+
+
+def _confirms_before(idx: Fold, proc: str, t: float) -> bool:
+    """Whether ``proc``'s last publish.ok before ``t`` was confirmed (a client that confirms).
+    Walks back from ``t``; O(distance to that ok)."""
+    evs = idx.events
+    for k in range(bisect_left(evs, t, key=_t) - 1, -1, -1):
+        ev = evs[k]
+        if ev["kind"] == "publish.ok" and ev["proc"] == proc:
+            return bool(ev["confirmed"])
+    return False
+
+
+def recover(idx: Fold, life: Lifecycle, t_heal: float, detail: dict[str, Any]) -> dict[str, float | None]:
+    """Per role, seconds from ``t_heal`` to the first credited success (module docstring); fills
+    ``detail`` with per-process times, work left, and why a role never recovered or was not needed."""
+    signals = signal_times(idx)
+    conns = _conns(idx)
+    empty = _Conn()
+    pubs = {p.name: p for p in life.clients("publisher") if p.end_t is None or p.end_t > t_heal}
+    dead = {p.name for p in life.clients("consumer") if gave_up(p, signals)}
+    cons = {p.name: p for p in life.clients("consumer")
+            if p.name not in dead and (p.end_t is None or p.end_t > t_heal)}
+    first_ok: dict[str, float] = {}  # publisher -> first confirmed ok after the heal
+    first_plain: dict[str, float] = {}  # publisher -> first unconfirmed ok on a live connection
+    first_dl: dict[str, float] = {}  # consumer -> first credited deliver
+    uncredited: dict[str, float] = {}  # consumer -> the break before its first deliver on a dead link
+    open_outcomes = 0  # outcomes after the heal of publishes invoked before it
+    evs = idx.events
+    want = len(pubs) + len(cons)
+    done: set[str] = set()
+    for k in range(bisect_left(evs, t_heal, key=_t), len(evs)):
+        if len(done) >= want:
+            break
+        ev = evs[k]
+        kind = ev["kind"]
+        if kind == "publish.ok" or kind == "publish.info" or kind == "publish.fail":
+            inv = idx.first_invoke(ev["id"])
+            if inv is not None and inv["t"] < t_heal:
+                open_outcomes += 1
+            p = ev["proc"]
+            if kind != "publish.ok" or p not in pubs:
+                continue
+            t = ev["t"]
+            end = pubs[p].end_t
+            if end is not None and t > end:
+                continue
+            if ev["confirmed"]:
+                if p not in first_ok:
+                    first_ok[p] = t
+                    done.add(p)
+            elif p not in first_plain and conns.get(p, empty).last_break(t) is None:
+                first_plain[p] = t
+        elif kind == "deliver":
+            p = ev["proc"]
+            if p not in cons or p in first_dl:
+                continue
+            t = ev["t"]
+            end = cons[p].end_t
+            if end is not None and t > end:
+                continue
+            brk = conns.get(p, empty).last_break(t)
+            if brk is not None:
+                inv = idx.first_invoke(ev["id"])
+                if inv is None or inv["t"] <= brk:
+                    uncredited.setdefault(p, brk)
+                    continue
+            first_dl[p] = t
+            done.add(p)
+    # an unconfirmed ok counts for a client that never confirms
+    for p, t in first_plain.items():
+        if p not in first_ok and not _confirms_before(idx, p, t_heal):
+            first_ok[p] = t
+    rec_proc = {p: t - t_heal for p, t in {**first_ok, **first_dl}.items()}
+    detail["recovery_by_proc"] = rec_proc
+    roles: dict[str, float | None] = {
+        "publisher": min((first_ok[p] for p in first_ok), default=None),
+        "consumer": min((first_dl[p] for p in first_dl), default=None),
     }
+    rec_role = {r: None if t is None else t - t_heal for r, t in roles.items()}
+
+    work = {"publisher": _publisher_work(idx, life, t_heal, open_outcomes, signals),
+            "consumer": _consumer_work(idx, life, t_heal)}
+    detail["work_left"] = {r: w for r, w in work.items() if w}
+    never: dict[str, str] = {}
+    not_needed: dict[str, str] = {}
+    for role in ("publisher", "consumer"):
+        if rec_role[role] is not None:
+            continue
+        if not life.clients(role):
+            not_needed[role] = f"no {role} in the run"
+        elif not work[role]:
+            not_needed[role] = ("no work was left for the publishers after the heal" if role == "publisher"
+                                else "no messages were left for the consumers after the heal")
+        elif role == "publisher":
+            never[role] = _publisher_never(life, pubs, work[role], signals, idx.t0)
+        else:
+            never[role] = _consumer_never(life, cons, dead, uncredited, work[role], idx.t0)
+    if never:
+        detail["recovery_never"] = never
+    if not_needed:
+        detail["recovery_not_needed"] = not_needed
+    return rec_role
+
+
+def _publisher_work(idx: Fold, life: Lifecycle, t_heal: float, open_outcomes: int,
+                    signals: dict[str, float]) -> str:
+    """Why the publishers still had work at the heal ("" when none)."""
+    parts = []
+    after = len(idx.invoke_t) - bisect_left(idx.invoke_t, t_heal)
+    if after:
+        parts.append(f"{after} publishes were invoked after the heal")
+    pending = sum(1 for ev in idx.pending.values() if ev["t"] < t_heal) + open_outcomes
+    if pending:
+        parts.append(f"{pending} publishes were still waiting for an outcome at the heal")
+    unfinished = [p.name for p in life.clients("publisher") if not finished(p, signals)]
+    if unfinished:
+        parts.append(f"{', '.join(unfinished)} never finished its workload")
+    return "; ".join(parts)
+
+
+def _consumer_work(idx: Fold, life: Lifecycle, t_heal: float) -> str:
+    """Why the consumers still had work after the heal ("" when none)."""
+    parts = []
+    if idx.drained:
+        parts.append(f"the drain found {len(idx.drained)} messages left in the queue")
+    else:
+        rem = [ev.get("remaining") for ev in idx.kind("drain.done")]
+        left = max((r for r in rem if isinstance(r, int)), default=0)
+        if left > 0:
+            parts.append(f"the drain left {left} messages in the queue")
+    after = len(idx.invoke_t) - bisect_left(idx.invoke_t, t_heal)
+    if after:
+        parts.append(f"{after} messages were published after the heal")
+    return "; ".join(parts)
+
+
+def _publisher_never(life: Lifecycle, pubs: dict[str, Proc], work: str, signals: dict[str, float],
+                     t0: float) -> str:
+    why = "no successful publish after the heal"
+    gone = [p for p in life.clients("publisher") if p.name not in pubs]
+    if gone:
+        why += " (" + "; ".join(_ended(p, signals, t0) for p in gone) + ")"
+    return f"{why}, while {work}"
+
+
+def _consumer_never(life: Lifecycle, cons: dict[str, Proc], dead: set[str],
+                    uncredited: dict[str, float], work: str, t0: float) -> str:
+    why = "no delivery on a live connection after the heal"
+    causes = []
+    for p in life.clients("consumer"):
+        if p.name in dead:
+            causes.append(f"{p.name} gave up at t=+{(p.end_t or 0) - t0:.1f}s"
+                          + (f": {p.exit_reason}" if p.exit_reason and p.exit_reason != "None" else ""))
+        elif p.name not in cons:
+            causes.append(f"{p.name} had stopped before the heal")
+        elif p.name in uncredited:
+            causes.append(f"{p.name}'s deliveries after the heal came on a connection lost at "
+                          f"t=+{uncredited[p.name] - t0:.1f}s and never reopened")
+    if causes:
+        why += " (" + "; ".join(causes) + ")"
+    return f"{why}, while {work}"
+
+
+def _ended(p: Proc, signals: dict[str, float], t0: float) -> str:
+    how = "gave up" if gave_up(p, signals) else "ended"
+    return f"{p.name} {how} at t=+{(p.end_t or 0) - t0:.1f}s before the heal"
+
+
+# ---- both --------------------------------------------------------------------------------------
+def measure(idx: Fold, life: Lifecycle) -> Timing:
+    """Detection and recovery (module docstring). ``detail`` keeps the fault windows with their
+    effects, the per-process times, and the reasons behind a "never" or a "not needed"."""
+    timing = Timing()
+    windows = fault_windows(idx)
+    detail: dict[str, Any] = {"faults": [describe(w, idx.t0) for w in windows]}
     timing.detail = detail
-    if not life.faults:
+    t_fault = first_effect_t(windows)
+    if t_fault is None:
         return timing
-    t_fault = min(a for _, a, _ in life.faults)
-    detail["first_fault_start_s"] = t_fault - idx.t0
+    t_from = min(w.started_t for w in windows)
+    first = min(windows, key=lambda w: w.took_effect_t)
+    detail["first_fault_start_s"] = t_from - idx.t0
+    detail["first_effect_s"] = t_fault - idx.t0
 
     # detection
-    notices = [ev for k in NOTICE_KINDS for ev in idx.kind(k) if ev["t"] >= t_fault]
-    notices += [ev for ev in idx.notices if ev["t"] >= t_fault]
-    notices.sort(key=_t)
+    det_proc, excluded = detect(idx, life, t_from, t_fault)
     det_role: dict[str, float | None] = {"publisher": None, "consumer": None}
-    det_proc: dict[str, dict[str, Any]] = {}
-    for ev in notices:
-        d = ev["t"] - t_fault
-        role = ev["role"]
-        if det_role.get(role) is None:
-            det_role[role] = d
-        if ev["proc"] not in det_proc:
-            det_proc[ev["proc"]] = {"detection_s": d, "by": ev["kind"]}
-    timing.detection_s = (notices[0]["t"] - t_fault) if notices else None
+    for row in det_proc.values():
+        r = row["role"]
+        if det_role.get(r) is None or row["detection_s"] < (det_role[r] or 0.0):
+            det_role[r] = row["detection_s"]
+    timing.detection_s = min((row["detection_s"] for row in det_proc.values()), default=None)
     timing.detection_by_role = det_role
     detail["detection_by_proc"] = det_proc
-    predicted = predict_detection(idx, t_fault, det_proc)
+    if excluded:
+        detail["detection_excluded"] = excluded  # notices written while the harness stopped their process
+    predicted = predict_detection(idx, first, det_proc)
     if predicted is not None:
         detail["heartbeat_prediction"] = predicted
 
     # recovery
-    if any(b is None for _, _, b in life.faults):
+    t_heal = last_heal_t(windows)
+    if t_heal is None:
         detail["recovered"] = False
-        detail["unhealed"] = sorted({name for name, _, b in life.faults if b is None})
+        detail["unhealed"] = sorted({w.name for w in windows if w.effect_end_t is None})
         timing.recovery_by_role = {"publisher": None, "consumer": None}
         return timing
-    t_heal = max(b for _, _, b in life.faults if b is not None)
-    detail["last_fault_stop_s"] = t_heal - idx.t0
-    running = [p for p in life.clients() if p.end_t is None or p.end_t > t_heal]
-    pubs = {p.name for p in running if p.role == "publisher"}
-    cons = {p.name for p in running if p.role == "consumer"}
-    first_ok, ok_proc = _first_after(idx.events, t_heal, "publish.ok", pubs)
-    first_dl, dl_proc = _first_after(idx.events, t_heal, "deliver", cons)
-    rec_role: dict[str, float | None] = {
-        "publisher": None if first_ok is None else first_ok - t_heal,
-        "consumer": None if first_dl is None else first_dl - t_heal,
-    }
+    stops = [w.heal_t for w in windows if w.heal_t is not None]
+    if stops:
+        detail["last_fault_stop_s"] = max(stops) - idx.t0
+    detail["last_heal_s"] = t_heal - idx.t0
+    rec_role = recover(idx, life, t_heal, detail)
     timing.recovery_by_role = rec_role
     have = [v for v in rec_role.values() if v is not None]
-    timing.recovery_s = max(have) if have else None
-    detail["recovered"] = bool(have)
-    detail["recovery_by_proc"] = {p: t - t_heal for p, t in {**ok_proc, **dl_proc}.items()}
+    never = detail.get("recovery_never")
+    timing.recovery_s = None if never or not have else max(have)
+    detail["recovered"] = not never
     return timing
