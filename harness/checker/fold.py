@@ -105,6 +105,7 @@ class Fold:
     # time arrays (sorted): timeline buckets and bisects
     invoke_t: list[float] = field(default_factory=list)
     ok_t: list[float] = field(default_factory=list)
+    okc_t: list[float] = field(default_factory=list)  # publish.ok with confirmed=true only (the chart)
     deliver_t: list[float] = field(default_factory=list)
     events: Sequence[Event] = ()  # the history itself, in time order (for bisects by time)
     # everything else, by kind, in time order
@@ -242,6 +243,7 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     runmax: dict[str, float] = {}
     inv_t = f.invoke_t.append
     ok_t = f.ok_t.append
+    okc_t = f.okc_t.append
     dl_t = f.deliver_t.append
     slow = f.slow.append
     resends = f.resend_evs.append
@@ -285,6 +287,8 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
         elif k == OK:
             i = ev["id"]
             ok_t(t)
+            if ev["confirmed"]:
+                okc_t(t)
             q = get_pos(i)
             if q is None:
                 orphans += 1

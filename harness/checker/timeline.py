@@ -1,4 +1,5 @@
-"""Throughput timeline for the report's charts: publish.invoke, publish.ok and deliver counts per
+"""Throughput timeline for the report's charts: publish.invoke, publish.ok (all, and those with
+confirmed=true) and deliver counts per
 bucket (default 100 ms) since the first event, plus the fault windows to shade and
 the connection events to mark.
 
@@ -39,6 +40,7 @@ def throughput(idx: Fold, life: Lifecycle, bucket_s: float) -> dict[str, Any]:
         "bucket_s": bucket_s,
         "publish_invoke": per_bucket(idx.invoke_t, edges),
         "publish_ok": per_bucket(idx.ok_t, edges),
+        "publish_confirmed": per_bucket(idx.okc_t, edges),  # publish_ok minus these: sent, unconfirmed
         "deliver": per_bucket(idx.deliver_t, edges),
         "faults": [[name, a - t0, None if b is None else b - t0] for name, a, b in life.faults],
         "conn_events": sorted(

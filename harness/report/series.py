@@ -1,12 +1,18 @@
 """The throughput timeline of one run, made safe and small enough to embed.
 
 The checker (``harness.checker.timeline.throughput``) stores it under ``metrics["throughput"]``:
-``bucket_s``, per-bucket ``publish_invoke`` / ``publish_ok`` / ``deliver`` counts, ``faults`` as
+``bucket_s``, per-bucket ``publish_invoke`` / ``publish_ok`` (every ok) / ``publish_confirmed`` (the
+oks with confirmed=true) / ``deliver`` counts, ``faults`` as
 ``[name, start_rel, stop_rel|None]`` and ``conn_events`` as ``[t_rel, proc, kind]``. Runs from an
 older harness, an aborted run or a hand-edited file may lack it or hold something else, so every
 field is checked here and the chart is simply left out (with a sentence saying why) rather than
 the page failing. Long runs are re-bucketed to at most :data:`MAX_POINTS` points so a one-hour
 soak does not make a 50 MB page.
+
+"confirmed" means the broker confirmed the publish: an ok without a confirm (a publisher without
+publisher confirms: the call returned) is drawn as its own "sent, unconfirmed" series, never as
+confirmed. A run recorded before the checker split them has only ``publish_ok``: the chart then
+shows it as "ok (confirmed or not)", since which it was cannot be told any more.
 """
 
 from __future__ import annotations
@@ -74,7 +80,9 @@ def normalise(raw: Any) -> tuple[dict[str, Any] | None, str]:
     """(chart data, "") or (None, why there is no chart).
 
     Chart data: ``bucket_s``, ``t`` (bucket start, seconds since the first event), ``published``,
-    ``confirmed``, ``delivered`` (counts per bucket, equal lengths), ``faults``
+    ``confirmed`` (oks with a broker confirm), ``unconfirmed`` (oks without one), ``delivered``
+    (counts per bucket, equal lengths; ``confirmed``/``unconfirmed`` are None for a run recorded
+    before they were split, which has ``acknowledged``, every ok, instead), ``faults``
     (``{name, start, stop}``, stop None when never healed), ``conn`` (``{t, proc, kind}``),
     ``conn_dropped`` (events beyond the cap), ``end`` (seconds covered).
     """
@@ -83,23 +91,27 @@ def normalise(raw: Any) -> tuple[dict[str, Any] | None, str]:
     bucket = num(raw.get("bucket_s"))
     if bucket is None or bucket <= 0:
         return None, "the throughput timeline has no valid bucket size"
-    series = [_counts(raw.get(k)) for k in ("publish_invoke", "publish_ok", "deliver")]
-    if all(s is None for s in series):
+    series = [_counts(raw.get(k)) for k in ("publish_invoke", "publish_ok", "deliver", "publish_confirmed")]
+    if all(s is None for s in series[:3]):
         return None, "the throughput timeline holds no series"
+    split = series[3] is not None
     n = max(len(s) for s in series if s is not None)
     if n == 0:
         return None, "the throughput timeline is empty (no publish or delivery happened)"
-    pub, ok, dl = ((s or []) + [0] * (n - len(s or [])) for s in series)
+    pub, ok, dl, conf = ((s or []) + [0] * (n - len(s or [])) for s in series)
     factor = math.ceil(n / MAX_POINTS)
     if factor > 1:
-        pub, ok, dl = _merge(pub, factor), _merge(ok, factor), _merge(dl, factor)
+        pub, ok, dl, conf = (_merge(xs, factor) for xs in (pub, ok, dl, conf))
         bucket *= factor
     conn, dropped = _conn(raw.get("conn_events"))
+    oks: dict[str, Any] = (
+        {"confirmed": conf, "unconfirmed": [max(0, a - c) for a, c in zip(ok, conf, strict=True)]} if split
+        else {"confirmed": None, "unconfirmed": None, "acknowledged": ok})
     return {
         "bucket_s": bucket,
         "t": [round(i * bucket, 6) for i in range(len(pub))],
         "published": pub,
-        "confirmed": ok,
+        **oks,
         "delivered": dl,
         "faults": _faults(raw.get("faults")),
         "conn": conn,

@@ -85,6 +85,7 @@ class Fold:
     # time arrays (sorted): timeline buckets and bisects
     invoke_t: list[float] = field(default_factory=list)
     ok_t: list[float] = field(default_factory=list)
+    okc_t: list[float] = field(default_factory=list)
     deliver_t: list[float] = field(default_factory=list)
     events: Sequence[Event] = ()  # the history itself, in time order (for bisects by time)
     # everything else, by kind, in time order
@@ -139,6 +140,7 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
     runmax: dict[str, float] = {}
     inv_t = f.invoke_t.append
     ok_t = f.ok_t.append
+    okc_t = f.okc_t.append
     dl_t = f.deliver_t.append
     slow = f.slow.append
     resends = f.resend_evs.append
@@ -184,6 +186,8 @@ def _fold(events: Sequence[Event], hang: float) -> Fold | None:
             elif i not in ok_of:
                 ok_of[i] = False
             ok_t(t)
+            if ev["confirmed"]:
+                okc_t(t)
             if i in invokes:
                 resend_out(ev)
             else:

@@ -44,8 +44,8 @@ def fake_timeline(seed: int, fault: str | None, *, rate: float = 100.0, bucket_s
         if back_at is not None:
             conn += [[back_at - 0.1, "consumer-0" + proc_suffix, "conn.open"],
                      [back_at, "publisher-0" + proc_suffix, "conn.open"]]
-    return {"bucket_s": bucket_s, "publish_invoke": invoke, "publish_ok": ok, "deliver": deliver,
-            "faults": faults, "conn_events": conn}
+    return {"bucket_s": bucket_s, "publish_invoke": invoke, "publish_ok": ok, "publish_confirmed": ok,
+            "deliver": deliver, "faults": faults, "conn_events": conn}
 
 
 def fake_run(client: str = "pika-recover", fault: str = "broker-restart", *, verdict: str = "pass",

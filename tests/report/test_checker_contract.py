@@ -46,3 +46,22 @@ def test_a_checked_history_renders_its_timeline_and_verdict() -> None:
     assert f'data-verdict="{result["verdict"]}"' in html
     if result["timing"]["recovery_s"] is not None:
         assert "rec <b>never</b>" not in html
+
+
+def test_unconfirmed_sends_are_never_drawn_as_confirmed() -> None:
+    """pika-naive publishes without confirms: its oks say confirmed=false. The chart's "confirmed"
+    line must stay at 0 and the sends show as "sent, unconfirmed"."""
+    h = HistoryBuilder()
+    h.phase("warmup")
+    h.start("consumer-0")
+    h.start("publisher-0")
+    for n in range(20):
+        h.at(0.5 + n * 0.05).publish("publisher-0", f"p0-{n}", confirmed=n < 5)
+        h.consume("consumer-0", f"p0-{n}")
+    result = check(h.finish().events()).to_dict()
+    raw = result["metrics"]["throughput"]
+    assert sum(raw["publish_ok"]) == 20 and sum(raw["publish_confirmed"]) == 5
+    doc = {"run_id": "naive", "client": "pika-naive", "fault": "none", "seed": 1,
+           **{k: result[k] for k in ("verdict", "reasons", "counts", "timing", "metrics", "notes", "examples")}}
+    tl = embedded(render_html([doc]))["timelines"]["run-naive"]
+    assert sum(tl["confirmed"]) == 5 and sum(tl["unconfirmed"]) == 15

@@ -119,3 +119,26 @@ def test_heartbeat_prediction_rows_sit_beside_the_measured_detection() -> None:
         "7.00 s – 14.00 s; measured 9.50 s (inside)"
     other = rows["detection predicted by heartbeat, publisher-0 (<b>x</b>, heartbeat 2 s)"]
     assert other == "no model for this library (or heartbeat off); measured never noticed"
+
+
+def test_series_counts_only_broker_confirms_as_confirmed() -> None:
+    raw = {"bucket_s": 1.0, "publish_invoke": [5, 5], "publish_ok": [5, 4], "publish_confirmed": [2, 0],
+           "deliver": [5, 4]}
+    tl, why = series.normalise(raw)
+    assert why == "" and tl is not None
+    assert tl["confirmed"] == [2, 0] and tl["unconfirmed"] == [3, 4]
+    assert "acknowledged" not in tl
+
+
+def test_series_from_an_older_run_does_not_call_its_oks_confirmed() -> None:
+    tl, _ = series.normalise({"bucket_s": 1.0, "publish_invoke": [5], "publish_ok": [5], "deliver": [5]})
+    assert tl is not None and tl["confirmed"] is None and tl["unconfirmed"] is None
+    assert tl["acknowledged"] == [5]
+
+
+def test_series_split_survives_downsampling() -> None:
+    n = series.MAX_POINTS * 2 + 1
+    tl, _ = series.normalise({"bucket_s": 0.1, "publish_invoke": [2] * n, "publish_ok": [2] * n,
+                              "publish_confirmed": [1] * n, "deliver": [2] * n})
+    assert tl is not None and sum(tl["confirmed"]) == n and sum(tl["unconfirmed"]) == n
+    assert len(tl["confirmed"]) == len(tl["unconfirmed"]) == len(tl["t"])

@@ -89,15 +89,27 @@
       ],
       series: [
         { label: "t", value: function (u, v) { return v == null ? "—" : v.toFixed(1) + " s"; } },
-        { label: "published", stroke: "rgba(0, 114, 178, 0.45)", width: 4, value: fmtRate },
-        { label: "confirmed", stroke: "#009E73", width: 1.5, value: fmtRate },
-        { label: "delivered", stroke: "#D55E00", width: 1.5, dash: [5, 3], value: fmtRate }
+        { label: "published", stroke: "rgba(0, 114, 178, 0.45)", width: 4, value: fmtRate }
       ],
       hooks: { drawClear: [shadeFaults(tl)], draw: [markConnEvents(tl)] },
       cursor: { drag: { x: true, y: false } }
     };
-    var series = [tl.t, perSecond(tl.published, tl.bucket_s), perSecond(tl.confirmed, tl.bucket_s),
-      perSecond(tl.delivered, tl.bucket_s)];
+    var series = [tl.t, perSecond(tl.published, tl.bucket_s)];
+    function add(label, xs, style) {
+      style.label = label;
+      style.value = fmtRate;
+      opts.series.push(style);
+      series.push(perSecond(xs, tl.bucket_s));
+    }
+    // "confirmed" is a broker confirm only; an ok without one is "sent, unconfirmed" (series.py)
+    if (tl.confirmed) add("confirmed", tl.confirmed, { stroke: "#009E73", width: 1.5 });
+    if (tl.unconfirmed && tl.unconfirmed.some(function (c) { return c > 0; })) {
+      add("sent, unconfirmed", tl.unconfirmed, { stroke: "#CC79A7", width: 1.5, dash: [2, 2] });
+    }
+    if (!tl.confirmed && tl.acknowledged) {
+      add("ok (confirmed or not)", tl.acknowledged, { stroke: "#009E73", width: 1.5, dash: [8, 3] });
+    }
+    add("delivered", tl.delivered, { stroke: "#D55E00", width: 1.5, dash: [5, 3] });
     var u = new uPlot(opts, series, target);
     plots.push({ u: u, target: target });
     box.setAttribute("data-rendered", "1");
