@@ -4,12 +4,21 @@ A fault is a small class: a ``name``, a one-line ``description`` (the report sho
 parameters as dataclass fields with defaults, ``start(ctx)`` and an idempotent ``heal(ctx)``.
 Every timeline ends healed, so ``heal`` must be safe to call twice, and after a failed or
 partial ``start``.
+
+A fault also says when it *took effect*: ``start`` and ``heal`` call ``ctx.effect("broker down",
+observed=True)`` once the effect is there (the broker process exited, the alarm is listed, the
+rules are installed). ``observed`` is true when the harness checked the effect, false when it only
+knows the call returned. The timeline binds each call to its window and action and writes
+``fault.effect`` (the checker's detection clock starts there, its recovery clock at the heal's).
 """
 
 from __future__ import annotations
 
+import time
 import typing
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -17,6 +26,11 @@ if TYPE_CHECKING:
     from harness.env.toxiproxy import ToxiproxyClient
 
 Target = Literal["all", "publisher", "consumer"]
+Action = Literal["start", "heal"]
+
+#: the hold of a fault whose class does not say otherwise (seconds): long enough for a client
+#: to notice a loud fault (a close, a reset, a refusal) and retry, short enough to keep runs short
+DEFAULT_HOLD_S = 4.0
 
 
 class Broker(Protocol):
@@ -40,6 +54,19 @@ class KernelLink:
     ports: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Effect:
+    """One observed (or merely requested) effect of a fault's start or heal."""
+
+    fault: str
+    action: Action
+    effect: str
+    observed: bool
+    window: int | None
+    t: float
+    extra: dict[str, Any]
+
+
 @dataclass
 class FaultContext:
     """Everything a fault may act on during one run."""
@@ -52,6 +79,33 @@ class FaultContext:
     run_id: str
     #: set when the run's clients live in their own network namespace (kernel faults)
     kernel: KernelLink | None = None
+    #: every effect recorded through :meth:`effect`, in order (tests and the engine read it)
+    effects: list[Effect] = field(default_factory=list)
+    #: called with each Effect as it is recorded (the timeline writes ``fault.effect`` here)
+    on_effect: Callable[[Effect], None] | None = None
+    _acting: tuple[str, Action, int | None] | None = field(default=None, repr=False)
+
+    @contextmanager
+    def acting(self, fault: Fault, action: Action, window: int | None = None) -> Iterator[None]:
+        """Bind :meth:`effect` calls made inside to ``fault``'s ``action`` (and timeline window)."""
+        previous = self._acting
+        self._acting = (fault.name, action, window)
+        try:
+            yield
+        finally:
+            self._acting = previous
+
+    def effect(self, text: str, observed: bool, **extra: Any) -> Effect:
+        """Record that the current fault action took effect: ``text`` is what ("broker down",
+        "alarm visible", "toxic added"); ``observed`` is true when the harness checked it, false
+        when it only knows the call returned. Outside :meth:`acting` the fault and action are
+        unknown ("?", "start"): faults called directly (tests) still record."""
+        fault, action, window = self._acting or ("?", "start", None)
+        eff = Effect(fault, action, text, observed, window, time.monotonic(), dict(extra))
+        self.effects.append(eff)
+        if self.on_effect is not None:
+            self.on_effect(eff)
+        return eff
 
     def proxies_for(self, target: Target) -> list[str]:
         if target == "all":
@@ -68,12 +122,25 @@ class Fault:
     family: ClassVar[str] = ""
     #: what this fault needs from the environment: "proxy", "process", "root"
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: how long a bare fault is held when the user gives no duration (``--fault-for``), seconds.
+    #: 4 s by default: a loud fault (close, reset, refusal) is noticed at once, and 4 s lets a
+    #: client retry a few times. Faults whose point is a long silence or block say otherwise; a
+    #: silent fault (:meth:`silences`) is held longer still, for the targeted client's heartbeat
+    #: detection window (harness.run.holds).
+    default_hold_s: ClassVar[float] = DEFAULT_HOLD_S
 
     def start(self, ctx: FaultContext) -> None:
         raise NotImplementedError
 
     def heal(self, ctx: FaultContext) -> None:
         raise NotImplementedError
+
+    def targets_role(self) -> Target:
+        """Which client roles the fault reaches: its ``target`` field, else all of them."""
+        target = getattr(self, "target", "all")
+        if target == "publisher":
+            return "publisher"
+        return "consumer" if target == "consumer" else "all"
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -107,7 +174,7 @@ class NoFault(Fault):
     family: ClassVar[str] = "control"
 
     def start(self, ctx: FaultContext) -> None:
-        return None
+        return None  # no effect to record: nothing happens (the checker sees no fault window)
 
     def heal(self, ctx: FaultContext) -> None:
         return None

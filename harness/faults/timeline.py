@@ -33,12 +33,12 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import ChaosError
-from harness.faults.base import Fault, FaultContext
+from harness.faults.base import Effect, Fault, FaultContext
 from harness.faults.registry import parse as parse_fault
 
 if TYPE_CHECKING:
@@ -86,6 +86,21 @@ class Step:
     window: int
 
 
+def effect_writer(nemesis: HistoryWriter) -> Callable[[Effect], None]:
+    """The sink that turns a fault's ``ctx.effect(...)`` into a ``fault.effect`` event."""
+
+    def write(eff: Effect) -> None:
+        extra = {k: v for k, v in eff.extra.items() if k not in _RESERVED}
+        nemesis.write("fault.effect", fault=eff.fault, action=eff.action, effect=eff.effect,
+                      window=eff.window, observed=eff.observed, **extra)
+
+    return write
+
+
+_RESERVED = frozenset({"t", "wall", "pid", "proc", "role", "kind", "fault", "action", "effect", "window",
+                       "observed"})
+
+
 class Timeline:
     """Ordered fault windows, executed relative to the moment :meth:`execute` is called."""
 
@@ -93,6 +108,11 @@ class Timeline:
         self.windows: list[Window] = sorted(windows, key=lambda w: (w.start, w.stop))
         self.seed = seed
         self.source = source
+        #: True when the user named one fault with no time (``--fault partition``): its hold is
+        #: the run's choice (a user-given --fault-for, else the fault's default; see harness.run)
+        self.bare = False
+        #: why the bare fault's hold is what it is (recorded in results.json), e.g. "user-given"
+        self.hold_reason: str | None = None
         _validate(self.windows)
 
     # ---- builders ----------------------------------------------------------------------
@@ -154,6 +174,17 @@ class Timeline:
         (when neither does, one is drawn and kept in ``.seed`` so the run can be repeated)."""
         return _parse(text, hold_s, seed)
 
+    def held_for(self, hold_s: float, reason: str) -> Timeline:
+        """This bare timeline with its one fault held ``hold_s`` seconds instead, and why
+        (``hold_reason``, recorded in results.json). The fault object is kept."""
+        if not self.bare:
+            raise ChaosError("only a bare fault (no @START+HOLD) takes the run's hold",
+                             "give explicit timelines their own times")
+        w = self.windows[0]
+        out = Timeline([dataclasses.replace(w, stop=w.start + hold_s)], seed=self.seed, source=self.source)
+        out.bare, out.hold_reason = True, reason
+        return out
+
     # ---- views -------------------------------------------------------------------------
     @property
     def steps(self) -> list[Step]:
@@ -184,6 +215,7 @@ class Timeline:
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "spec": self.spec(), "seed": self.seed, "length_s": self.length_s,
+                **({"hold_reason": self.hold_reason} if self.hold_reason is not None else {}),
                 "windows": [{"fault": w.fault.name, "params": w.fault.params(), "spec": w.label,
                              "start_s": w.start, "stop_s": w.stop} for w in self.windows]}
 
@@ -196,7 +228,9 @@ class Timeline:
 
         Waits with ``stop_event.wait`` (setting it ends the timeline early, healing what is
         active). Every start writes ``fault.start`` *before* acting (a start that fails half-way
-        still had effects) and every heal writes ``fault.stop`` after it. Whatever ends the run
+        still had effects) and every heal writes ``fault.stop`` after it; in between, the fault
+        writes ``fault.effect`` (through ``ctx.effect``, bound here to the window and action)
+        when its effect is there. Whatever ends the run
         (the last step, stop_event, a failing start, KeyboardInterrupt), the ``finally`` heals
         every fault still active, newest first, each attempted even if another fails; such
         ``fault.stop`` events carry ``early: true``. An exception from a start or heal is
@@ -205,6 +239,8 @@ class Timeline:
         active: dict[int, int] = {}  # window -> step index of its start
         t0 = time.monotonic()
         failure: BaseException | None = None
+        previous_sink = ctx.on_effect
+        ctx.on_effect = effect_writer(nemesis)
         try:
             for n, step in enumerate(self.steps):
                 if stop_event.wait(max(0.0, t0 + step.at - time.monotonic())):
@@ -215,16 +251,21 @@ class Timeline:
                                   window=step.window, planned_s=step.at, spec=w.label,
                                   silent=w.fault.silences())
                     active[step.window] = n
-                    w.fault.start(ctx)
+                    with ctx.acting(w.fault, "start", step.window):
+                        w.fault.start(ctx)
                 else:
-                    w.fault.heal(ctx)
+                    with ctx.acting(w.fault, "heal", step.window):
+                        w.fault.heal(ctx)
                     del active[step.window]
                     nemesis.write("fault.stop", fault=w.fault.name, step=n, window=step.window, planned_s=step.at)
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            errors = self._heal_active(ctx, nemesis, active)
+            try:
+                errors = self._heal_active(ctx, nemesis, active)
+            finally:
+                ctx.on_effect = previous_sink
             if errors and failure is not None:
                 for e in errors:
                     failure.add_note(f"and healing after it failed too: {type(e).__name__}: {e}")
@@ -236,7 +277,8 @@ class Timeline:
         for window in sorted(active, key=lambda i: active[i], reverse=True):
             w = self.windows[window]
             try:
-                w.fault.heal(ctx)
+                with ctx.acting(w.fault, "heal", window):
+                    w.fault.heal(ctx)
             except BaseException as exc:  # noqa: BLE001 - every other fault must still be healed
                 errors.append(exc)
                 nemesis.write("fault.stop", fault=w.fault.name, window=window, early=True, healed=False,
@@ -497,5 +539,7 @@ def _parse(text: str, hold_s: float | None, seed: int | None) -> Timeline:
         if windows or hold_s is None:
             raise untimed(pending)
         spec = ",".join(pending)
-        windows.append(Window(parse_fault(spec), 0.0, hold_s, spec))
+        bare = Timeline([Window(parse_fault(spec), 0.0, hold_s, spec)], seed=used_seed, source=source)
+        bare.bare = True
+        return bare
     return Timeline(windows, seed=used_seed, source=source)

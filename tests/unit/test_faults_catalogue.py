@@ -64,15 +64,19 @@ class FakeMgmt:
     def delete_queue(self, vhost: str, name: str) -> None:
         self.deleted.append((vhost, name))
 
+    def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
+        return None if (vhost, name) in self.deleted else {"name": name, "durable": True}
+
 
 class FakeBroker:
     supports_process_faults = True
 
     def __init__(self, conns: list[dict[str, Any]] | None = None, ctl_out: str = "") -> None:
         self.calls: list[tuple[Any, ...]] = []
-        self.pid: int | None = 100
+        self.pid: int | None = 2**31 - 1  # no such process: /proc has nothing to show
         self.mgmt = FakeMgmt(conns or [])
         self.ctl_out = ctl_out
+        self.alarms: set[str] = set()
 
     def stop_node(self, timeout: float = 60) -> float:
         self.calls.append(("stop_node",))
@@ -81,7 +85,7 @@ class FakeBroker:
 
     def start_node(self, timeout: float | None = None) -> float:
         self.calls.append(("start_node",))
-        self.pid = 101
+        self.pid = 2**31 - 2
         return 0.0
 
     def kill_node(self) -> None:
@@ -98,7 +102,18 @@ class FakeBroker:
         return self.pid
 
     def ctl(self, *args: str, timeout: float = 30) -> str:
+        """Alarm evals act like the node: the watermark/limit raises or clears the alarm, and
+        the answer lists the alarms (what the fault's effect observation reads)."""
         self.calls.append(("ctl", *args))
+        expr = args[1] if len(args) > 1 and args[0] == "eval" else ""
+        if "set_vm_memory_high_watermark(" in expr:
+            self.alarms.discard("memory") if float(expr.split("(")[1].split(")")[0]) > 0.1 \
+                else self.alarms.add("memory")
+        if "set_disk_free_limit(" in expr:
+            self.alarms.discard("disk") if int(expr.split("(")[1].split(")")[0]) < 10**12 \
+                else self.alarms.add("disk")
+        if "get_alarms" in expr:
+            return "[" + ",".join(f"{{{{resource_limit,{a},'n@h'}},[]}}" for a in sorted(self.alarms)) + "]\n"
         return self.ctl_out
 
     def amqp_url(self, vhost: str, host: str | None = None, port: int | None = None) -> str:
@@ -312,32 +327,56 @@ def test_queue_delete_deletes_the_runs_queue(monkeypatch):
     assert declared == [("amqp://guest:guest@127.0.0.1:1/rc-run", "rabbit-chaos.q", "run/harness")] * 2
 
 
-def test_alarms_set_and_restore_once():
+def test_alarms_set_and_restore_once_each_in_one_eval_that_reads_the_alarms():
     b = FakeBroker()
     mem, disk = parse("memory-alarm"), parse("disk-alarm")
-    mem.heal(ctx(b))  # never started: nothing to restore
+    c = ctx(b)
+    mem.heal(c)  # never started: nothing to restore
     for f in (mem, disk):
-        f.start(ctx(b))
-        f.heal(ctx(b))
-        f.heal(ctx(b))
-    assert b.calls == [("ctl", "set_vm_memory_high_watermark", "0.0"), ("ctl", "set_vm_memory_high_watermark", "0.4"),
-                       ("ctl", "set_disk_free_limit", str(10**15)), ("ctl", "set_disk_free_limit", "50000000")]
+        f.start(c)
+        f.heal(c)
+        f.heal(c)
+    exprs = [call[2] for call in b.calls]
+    assert exprs == ["_ = vm_memory_monitor:set_vm_memory_high_watermark(0.0), rabbit_alarm:get_alarms().",
+                     "_ = vm_memory_monitor:set_vm_memory_high_watermark(0.4), rabbit_alarm:get_alarms().",
+                     f"_ = rabbit_disk_monitor:set_disk_free_limit({10**15}), rabbit_alarm:get_alarms().",
+                     "_ = rabbit_disk_monitor:set_disk_free_limit(50000000), rabbit_alarm:get_alarms()."]
+    assert [(e.effect, e.observed, e.extra["alarm"]) for e in c.effects] == [
+        ("alarm visible", True, "memory"), ("alarm cleared", True, "memory"),
+        ("alarm visible", True, "disk"), ("alarm cleared", True, "disk")]
+
+
+def test_an_alarm_the_broker_does_not_list_at_once_is_polled_for():
+    class Lagging(FakeBroker):
+        reads = 0
+
+        def ctl(self, *args: str, timeout: float = 30) -> str:
+            out = super().ctl(*args)
+            self.reads += 1
+            return "[]\n" if self.reads < 3 else out  # the first two answers lag behind
+
+    b = Lagging()
+    c = ctx(b)
+    parse("memory-alarm").start(c)
+    assert b.reads == 3 and b.calls[-1] == ("ctl", "eval", "rabbit_alarm:get_alarms().")
+    assert [(e.effect, e.observed) for e in c.effects] == [("alarm visible", True)]
 
 
 def test_alarm_heal_after_a_failed_start_still_restores():
     class Flaky(FakeBroker):
         def ctl(self, *args: str, timeout: float = 30) -> str:
             super().ctl(*args)
-            if args[1] == "0.0":
+            if "(0.0)" in args[1]:
                 raise TimeoutError("rabbitmqctl timed out (maybe it did set it)")
-            return ""
+            return "[]\n"
 
     b = Flaky()
     f = parse("memory-alarm")
     with pytest.raises(TimeoutError):
         f.start(ctx(b))
     f.heal(ctx(b))
-    assert b.calls[-1] == ("ctl", "set_vm_memory_high_watermark", "0.4")
+    assert b.calls[-1] == ("ctl", "eval", "_ = vm_memory_monitor:set_vm_memory_high_watermark(0.4), "
+                                          "rabbit_alarm:get_alarms().")
 
 
 def test_admin_fault_on_a_backend_without_admin_is_a_clear_error():
@@ -365,3 +404,124 @@ def test_consumer_timeout_parses_only_plain_terms():
     assert parse_previous("[infinity,5000]\n") == {"consumer_timeout": "infinity", "channel_tick_interval": "5000"}
     with pytest.raises(Exception, match="unexpected answer"):
         parse_previous("[1, os:cmd(\"rm\")]")
+
+
+# ---- effects: every fault says when it took effect ---------------------------------------
+class FakeNetns:
+    """iptables in a namespace: -C answers whether the INPUT jump is installed."""
+
+    def __init__(self) -> None:
+        self.jumps: set[str] = set()
+
+    def iptables(self, *args: str, check: bool = True) -> Any:
+        import subprocess
+
+        op, chain = args[0], args[-1]
+        code = 0
+        if args[1:3] == ("INPUT", "-j"):
+            if op == "-C":
+                code = 0 if chain in self.jumps else 1
+            elif op == "-I":
+                self.jumps.add(chain)
+            elif op == "-D":
+                code = 0 if chain in self.jumps else 1
+                self.jumps.discard(chain)
+        return subprocess.CompletedProcess(list(args), code)
+
+
+#: fault -> (start effect, observed, heal effect, observed) with the fakes above
+EFFECTS = {
+    "latency": ("toxic added", False, "toxic removed", False),
+    "jitter": ("toxic added", False, "toxic removed", False),
+    "bandwidth": ("toxic added", False, "toxic removed", False),
+    "slow-close": ("toxic added", False, "toxic removed", False),
+    "timeout": ("toxic added", False, "toxic removed", False),
+    "slicer": ("toxic added", False, "toxic removed", False),
+    "limit-data": ("toxic added", False, "toxic removed", False),
+    "packet-loss": ("toxic added", False, "toxic removed", False),
+    "heartbeat-starvation": ("toxic added", False, "toxic removed", False),
+    "reset-peer": ("toxic added", False, "toxic removed", False),
+    "connection-cut": ("proxy disabled", False, "proxy enabled", False),
+    "partition": ("hold applied", False, "hold released", False),
+    "broker-restart": ("broker down", True, "broker up", True),
+    "broker-crash": ("broker down", True, "broker up", True),
+    "broker-pause": ("broker paused", False, "broker resumed", False),  # no such pid: nothing to observe
+    "force-close": ("connections closed", True, "nothing to heal", True),
+    "memory-alarm": ("alarm visible", True, "alarm cleared", True),
+    "disk-alarm": ("alarm visible", True, "alarm cleared", True),
+    "queue-delete": ("queue deleted", True, "queue declared", True),
+    "consumer-timeout": ("timeout lowered", True, "timeout restored", True),
+    "kernel-loss": ("rules installed", True, "rules removed", True),
+    "kernel-blackhole": ("rules installed", True, "rules removed", True),
+    "kernel-oneway": ("rules installed", True, "rules removed", True),
+    "kernel-reset": ("rules installed", True, "rules removed", True),
+}
+
+
+def test_every_fault_of_the_catalogue_has_its_effects_listed_here():
+    assert set(EFFECTS) == set(faults()) - {"none"}
+
+
+@pytest.mark.parametrize("name", sorted(EFFECTS))
+def test_every_fault_records_its_start_and_heal_effect(name, monkeypatch):
+    from harness.faults.base import KernelLink
+    from harness.faults.catalogue import broker_admin
+
+    monkeypatch.setattr(broker_admin.trusted, "declare_queue", lambda *a: None)
+    b = FakeBroker(conns=[_conn("run/publisher-0")],
+                   ctl_out='[<<"run/publisher-0">>,<<"run/consumer-0">>]\n' if name == "force-close"
+                   else "[1800000,undefined]\n")
+    b.supports_ctl = True  # type: ignore[attr-defined]  # force-close through rabbitmqctl eval
+    c = ctx(b)
+    c.kernel = KernelLink(FakeNetns(), {"publisher": 1, "consumer": 2})  # type: ignore[arg-type]
+    fault = parse(name)
+    with c.acting(fault, "start", 3):
+        fault.start(c)
+    with c.acting(fault, "heal", 3):
+        fault.heal(c)
+    start, s_obs, heal, h_obs = EFFECTS[name]
+    assert [(e.fault, e.action, e.window, e.effect, e.observed) for e in c.effects] == [
+        (name, "start", 3, start, s_obs), (name, "heal", 3, heal, h_obs)]
+    if name == "force-close":
+        assert c.effects[0].extra == {"count": 2}
+
+
+def test_effects_outside_a_bound_action_are_still_recorded():
+    c = ctx()
+    parse("latency").start(c)
+    assert [(e.fault, e.action, e.window) for e in c.effects] == [("?", "start", None)]
+
+
+def test_default_holds_say_which_faults_need_longer():
+    holds = {name: cls.default_hold_s for name, cls in faults().items()}
+    assert holds["memory-alarm"] == holds["disk-alarm"] == 20.0
+    assert holds["heartbeat-starvation"] == 130.0
+    assert holds["connection-cut"] == holds["partition"] == 4.0
+
+
+def test_pause_observes_the_process_stopped_and_running_again():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    class Real(FakeBroker):
+        def pause(self) -> None:
+            os.kill(child.pid, signal.SIGSTOP)
+
+        def resume(self) -> None:
+            os.kill(child.pid, signal.SIGCONT)
+
+    b = Real()
+    b.pid = child.pid
+    c = ctx(b)
+    try:
+        fault = parse("broker-pause")
+        fault.start(c)
+        fault.heal(c)
+    finally:
+        child.kill()
+        child.wait()
+    assert [(e.effect, e.observed) for e in c.effects] == [("broker paused", True), ("broker resumed", True)]

@@ -273,3 +273,66 @@ def test_real_faults_through_a_timeline_leave_no_toxic(nemesis):
     Timeline.parse("latency@0+2,jitter@1+2,partition@1.5+0.1,bandwidth@4+1").execute(c, nemesis, Probe())
     assert seen == [0, 2, 4, 8, 4, 2, 0, 4]
     assert tp.all() == {}
+
+
+@dataclass
+class Effecting(Fault):
+    """Records an effect at start and at heal (the first observed, the second only requested)."""
+
+    name: ClassVar[str] = "effecting"
+    description: ClassVar[str] = "records effects"
+    family: ClassVar[str] = "test"
+
+    def start(self, ctx: FaultContext) -> None:
+        ctx.effect("thing down", observed=True, count=2)
+
+    def heal(self, ctx: FaultContext) -> None:
+        ctx.effect("thing up", observed=False)
+
+
+def test_effects_are_written_between_start_and_stop_bound_to_window_and_action(nemesis):
+    c = FaultContext(broker=None, toxiproxy=None, proxies={}, vhost="v", queue="q", run_id="r")  # type: ignore[arg-type]
+    Timeline.of((Rec(tag="a"), 0.0, 0.0), (Effecting(), 0.0, 0.0)).execute(c, nemesis, _Instant())
+    evs = [(e["kind"], e["fault"], e.get("action"), e.get("effect"), e.get("window"), e.get("observed"))
+           for e in events(nemesis) if e["fault"] == "effecting"]
+    assert evs == [("fault.start", "effecting", None, None, 1, None),
+                   ("fault.effect", "effecting", "start", "thing down", 1, True),
+                   ("fault.effect", "effecting", "heal", "thing up", 1, False),
+                   ("fault.stop", "effecting", None, None, 1, None)]
+    effect = next(e for e in events(nemesis) if e["kind"] == "fault.effect")
+    assert effect["count"] == 2 and effect["role"] == "nemesis"
+    assert c.on_effect is None  # the sink is the timeline's only while it runs
+
+
+def test_an_early_heal_records_its_effect_too(nemesis):
+    c = FaultContext(broker=None, toxiproxy=None, proxies={}, vhost="v", queue="q", run_id="r")  # type: ignore[arg-type]
+    stop = threading.Event()
+    stop.set()  # ends before the first step: nothing started, nothing healed
+    Timeline.of((Effecting(), 0.0, 5.0)).execute(c, nemesis, stop)
+    assert c.effects == []
+
+    class AfterStart(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            return bool(c.effects)  # the stop comes once the start took effect
+
+    Timeline.of((Effecting(), 0.0, 5.0)).execute(c, nemesis, AfterStart())
+    assert [(e.action, e.effect, e.window) for e in c.effects] == [("start", "thing down", 0), ("heal", "thing up", 0)]
+    assert [e["kind"] for e in events(nemesis)][-2:] == ["fault.effect", "fault.stop"]
+
+
+class _Instant(threading.Event):
+    def wait(self, timeout: float | None = None) -> bool:
+        return False
+
+
+def test_a_bare_fault_is_marked_and_can_be_held_for_another_time():
+    tl = Timeline.parse("partition", hold_s=4)
+    assert tl.bare and tl.hold_reason is None
+    fault = tl.windows[0].fault
+    longer = tl.held_for(21.0, "silent fault: pika detection window 7-14 s + 7 s margin")
+    assert longer.spec() == "partition@0+21" and longer.windows[0].fault is fault and longer.bare
+    assert longer.as_dict()["hold_reason"].startswith("silent fault")
+    explicit = Timeline.parse("partition@0+4")
+    assert not explicit.bare and "hold_reason" not in explicit.as_dict()
+    with pytest.raises(ChaosError, match="bare fault"):
+        explicit.held_for(10, "no")

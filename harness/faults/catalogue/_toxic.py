@@ -84,13 +84,19 @@ class ToxicFault(Fault):
         check_range(self, "toxicity", getattr(self, "toxicity", 1.0), 0.0, 1.0)
 
     def start(self, ctx: FaultContext) -> None:
+        """Add the toxics; effect "toxic added" (observed=false: the proxy API accepted them,
+        which is all the harness can know without probing the stream)."""
         toxicity = float(getattr(self, "toxicity", 1.0))
+        added = 0
         for proxy in self.targets(ctx):
             for stream in self.streams():
                 ctx.toxiproxy.add_toxic(proxy, self.toxic_type, self.attributes(), stream=stream,
                                         toxicity=toxicity, name=toxic_name(self.name, stream))
+                added += 1
+        ctx.effect("toxic added", observed=False, toxics=added)
 
     def heal(self, ctx: FaultContext) -> None:
         for proxy in self.targets(ctx):
             for stream in self.streams():
                 remove_toxic(ctx, proxy, toxic_name(self.name, stream))
+        ctx.effect("toxic removed", observed=False)

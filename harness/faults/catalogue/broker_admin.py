@@ -2,12 +2,19 @@
 
 Both act once at ``start`` (what the client must survive is the event itself); ``heal`` of
 queue-delete re-declares the queue so the rest of the run has somewhere to publish and consume.
+
+Effects: force-close records "connections closed" with how many (observed: the broker's own
+answer names them; through the management API fallback only the calls are known); its heal has
+nothing to undo ("nothing to heal"). queue-delete records "queue deleted" once the management API
+no longer lists the queue, and "queue declared" once the broker answered queue.declare-ok; the
+checker reports a message confirmed between the two as "confirmed but unroutable".
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,6 +22,22 @@ from harness.env import trusted
 from harness.errors import ChaosError, HarnessFailure
 from harness.faults.base import Fault, FaultContext, Target
 from harness.faults.catalogue._admin import admin, connection_name, harness_connection_names
+
+
+def closed_count(out: str) -> int:
+    """How many connection names the force-close eval printed (a list of binaries)."""
+    return out.count("<<")
+
+
+def _until_absent(gone: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``gone`` (the management API's view, which follows the deletion within a call or
+    two) until true; False when it did not turn true in ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not gone():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 @dataclass
@@ -45,6 +68,7 @@ class ForceClose(Fault):
             out = admin(self, ctx, "ctl").ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
             if not out.strip().startswith("["):
                 raise ChaosError(f"force-close: unexpected rabbitmqctl output: {out[:200]}")
+            ctx.effect("connections closed", observed=True, count=closed_count(out))
             return
         mgmt = admin(self, ctx, "mgmt").mgmt
         roles = ("publisher", "consumer") if self.target == "all" else (self.target,)
@@ -62,6 +86,7 @@ class ForceClose(Fault):
             time.sleep(0.25)
         for conn in chosen:
             mgmt.close_connection(str(conn["name"]), self.reason)
+        ctx.effect("connections closed", observed=False, count=len(chosen))
 
     def erlang(self, vhost: str, run_id: str) -> str:
         """One expression: close the vhost's connections this fault selects; returns their names.
@@ -82,7 +107,8 @@ class ForceClose(Fault):
             "binary:longest_common_prefix([N, Prefix]) =:= byte_size(Prefix)].")
 
     def heal(self, ctx: FaultContext) -> None:
-        return None  # an instant fault: the connections are gone, reconnecting is the client's job
+        # an instant fault: the connections are gone, reconnecting is the client's job
+        ctx.effect("nothing to heal", observed=True)
 
 
 @dataclass
@@ -95,9 +121,13 @@ class QueueDelete(Fault):
     needs: ClassVar[frozenset[str]] = frozenset({"admin"})
 
     def start(self, ctx: FaultContext) -> None:
-        admin(self, ctx, "mgmt").mgmt.delete_queue(ctx.vhost, ctx.queue)
+        mgmt = admin(self, ctx, "mgmt").mgmt
+        mgmt.delete_queue(ctx.vhost, ctx.queue)
+        gone = _until_absent(lambda: mgmt.queue(ctx.vhost, ctx.queue) is None)
+        ctx.effect("queue deleted", observed=gone)
 
     def heal(self, ctx: FaultContext) -> None:
         # queue.declare of an existing durable queue with the same properties is a no-op: idempotent
         url = admin(self, ctx, "amqp_url").amqp_url(ctx.vhost)
         trusted.declare_queue(url, ctx.queue, f"{ctx.run_id}/harness")
+        ctx.effect("queue declared", observed=True)  # the broker answered queue.declare-ok

@@ -16,6 +16,8 @@ and restores the previous value (or its absence) at heal. Measured on 3.10.8:
   channel 1 timed out", and the unacked messages are requeued (redelivered).
 
 One ``rabbitmqctl eval`` reads both old values and sets the new ones (one CLI call, ~1 s).
+Effects: "timeout lowered" / "timeout restored", observed (the eval's answer comes after the
+node applied the setting).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ConsumerTimeout(Fault):
         self._previous: dict[str, str] | None = None
         self._touched = True
         self._previous = parse_previous(broker.ctl("eval", expr))
+        ctx.effect("timeout lowered", observed=True, timeout_ms=int(self.timeout_ms))
 
     def heal(self, ctx: FaultContext) -> None:
         if not getattr(self, "_touched", False):
@@ -81,3 +84,4 @@ class ConsumerTimeout(Fault):
                                                         "channel_tick_interval": "undefined"}
         admin(self, ctx, "ctl").ctl("eval", _restore_expr(previous))
         self._touched = False
+        ctx.effect("timeout restored", observed=True)

@@ -32,6 +32,11 @@ class HeartbeatStarvation(ToxicFault):
     target: Target = "all"
     stream: Literal["upstream", "downstream"] = "downstream"
 
+    #: 2 × (60 + 5) s: pika's worst-case detection at RabbitMQ's default 60 s heartbeat. Used
+    #: only when no targeted client declared its detection window (this fault is silent, so a
+    #: bare run normally holds it for the clients' own window: harness.run.holds).
+    default_hold_s: ClassVar[float] = 130.0
+
     name: ClassVar[str] = "heartbeat-starvation"
     description: ClassVar[str] = ("one direction goes silent for 3×heartbeat_s+10 s (a latency toxic) while "
                                   "the connection stays open: the receiver must detect the dead peer by heartbeat")

@@ -49,6 +49,9 @@ class _KernelFault(Fault):
                 ns.iptables("-A", self.chain, *body)
         if ns.iptables("-C", "INPUT", "-j", self.chain, check=False).returncode != 0:
             ns.iptables("-I", "INPUT", "-j", self.chain)
+        # observed: iptables -C asks the kernel whether the jump to our chain is installed
+        ctx.effect("rules installed", observed=ns.iptables("-C", "INPUT", "-j", self.chain,
+                                                           check=False).returncode == 0)
 
     def heal(self, ctx: FaultContext) -> None:
         if ctx.kernel is None:
@@ -58,6 +61,8 @@ class _KernelFault(Fault):
             pass
         ns.iptables("-F", self.chain, check=False)
         ns.iptables("-X", self.chain, check=False)
+        ctx.effect("rules removed", observed=ns.iptables("-C", "INPUT", "-j", self.chain,
+                                                         check=False).returncode != 0)
 
 
 def _both(port: int, *action: str) -> list[list[str]]:

@@ -37,7 +37,7 @@ class Partition(Fault):
     toxic_type: ClassVar[str] = "hold"
 
     def silences(self) -> bool:
-        return True
+        return True  # held to the targeted clients' heartbeat detection window (harness.run.holds)
 
     def start(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
@@ -53,8 +53,10 @@ class Partition(Fault):
                             "unset TOXIPROXY_URL / remove toxiproxy-server from PATH to use the embedded proxy, "
                             "or use the kernel partition (needs root)") from exc
                     raise
+        ctx.effect("hold applied", observed=False)  # the proxy accepted it; nothing probed
 
     def heal(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
             for stream in STREAMS:
                 remove_toxic(ctx, proxy, toxic_name(self.name, stream))
+        ctx.effect("hold released", observed=False)

@@ -22,10 +22,12 @@ class ConnectionCut(Fault):
     def start(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
             ctx.toxiproxy.set_enabled(proxy, False)
+        ctx.effect("proxy disabled", observed=False)  # the API call returned: connections are cut
 
     def heal(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
             ctx.toxiproxy.set_enabled(proxy, True)
+        ctx.effect("proxy enabled", observed=False)
 
 
 @dataclass
@@ -46,9 +48,11 @@ class ResetPeer(Fault):
         for proxy in ctx.proxies_for(self.target):
             ctx.toxiproxy.add_toxic(proxy, "reset_peer", {"timeout": self.timeout_ms},
                                     stream=self.stream, name=self.toxic_name)
+        ctx.effect("toxic added", observed=False)
 
     def heal(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
             with contextlib.suppress(Exception):  # idempotent: absent toxic is healed already
                 ctx.toxiproxy.remove_toxic(proxy, self.toxic_name)
+        ctx.effect("toxic removed", observed=False)
 
