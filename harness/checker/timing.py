@@ -47,7 +47,7 @@ from typing import Any
 from harness.checker.effects import FaultWindow, describe, fault_windows, first_effect_t, last_heal_t
 from harness.checker.fold import Fold
 from harness.checker.lifecycle import Lifecycle, Proc
-from harness.checker.model import Timing
+from harness.checker.model import CheckOptions, Timing
 from harness.clients.heartbeat import detection_window
 from harness.history import Event
 
@@ -139,6 +139,20 @@ def detect(idx: Fold, life: Lifecycle, t_from: float, t_fault: float) -> tuple[d
                 row["before_effect_s"] = -d  # noticed before the harness's poll saw the effect
             per[ev["proc"]] = row
     return per, excluded
+
+
+def noticed_between(idx: Fold, life: Lifecycle, proc: str, a: float, b: float) -> Event | None:
+    """``proc``'s first own notice (the detection kinds) in [a, b], before the harness began stopping
+    it; None when it wrote none. O(k) over the notice kinds."""
+    stop = stopped_t(life.procs[proc], signal_times(idx)) if proc in life.procs else None
+    end = b if stop is None else min(b, stop - 1e-9)
+    best: Event | None = None
+    for src in (*(idx.kind(k) for k in NOTICE_KINDS), idx.notices):
+        for ev in src[bisect_left(src, a, key=_t):bisect_right(src, end, key=_t)]:
+            if ev["proc"] == proc and (best is None or ev["t"] < best["t"]):
+                best = ev
+                break
+    return best
 
 
 def predict_detection(idx: Fold, first: FaultWindow, det_proc: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -397,7 +411,7 @@ def _ended(p: Proc, signals: dict[str, float], t0: float) -> str:
 
 
 # ---- both --------------------------------------------------------------------------------------
-def measure(idx: Fold, life: Lifecycle) -> Timing:
+def measure(idx: Fold, life: Lifecycle, opts: CheckOptions | None = None) -> Timing:
     """Detection and recovery (module docstring). ``detail`` keeps the fault windows with their
     effects, the per-process times, and the reasons behind a "never" or a "not needed"."""
     timing = Timing()

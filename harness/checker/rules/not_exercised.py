@@ -1,0 +1,99 @@
+"""not exercised: a silent fault too short for a targeted client's heartbeat to have noticed it.
+
+A fault that silences a connection without closing it (partition, blackhole, paused broker: its
+``fault.start`` says ``silent``) can be noticed only by the client's heartbeat, whose detection
+window depends on the library and its setting (:mod:`harness.clients.heartbeat`). A fault that
+healed before that window closed proves nothing about detection: a client that would never
+notice passes exactly like one that would. The cell then says so instead of passing quietly.
+
+Contract. For each silent fault window with a heal, its *effect* duration (first start effect, else
+``fault.start`` -> last heal effect, else ``fault.stop``; :mod:`harness.checker.effects`) is
+compared, per client it targeted (``params.target``: "all", "publisher", "consumer"), with that
+client's bound from its ``client.start``:
+
+* ``heartbeat_window_s`` = [lower, upper]: the upper bound; lower + 1 s when the upper is null (the
+  library promises no latest time, e.g. py-amqp: the lower bound plus a second is the least that
+  can show anything). Without the field, the window the library's model predicts from
+  ``heartbeat_s``.
+* a heartbeat but no model (an unknown library): 2 × heartbeat (AMQP 0-9-1: a peer is dead after
+  two missed heartbeats).
+* heartbeats off (``heartbeat_s`` 0 or absent, no window): such a client cannot notice silence
+  at all; what a silent fault can still show is whether its waiting calls block past
+  ``max_block_s`` (the *blocked* finding). So the bound is ``max_block_s``: a shorter silent fault
+  exercised nothing.
+
+A client that noticed anyway (a notice of its own inside the window: a confirm timeout, say) was
+exercised. One finding per window naming every client it fell short of, and how long to hold it:
+``effect "unknown"`` (the run could not test what it set out to). Proof: positive (the fault and
+client.start events that are there). Cost: O(w × c) for w silent windows and c clients.
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.checker.effects import fault_windows
+from harness.checker.findings import PROOF_POSITIVE, Finding
+from harness.checker.rules import RuleContext, rule
+from harness.checker.timing import client_window, noticed_between
+from harness.history import Event
+
+HEADLINE = "not exercised"
+#: seconds a recommended hold adds past the bound (the engine's default silent hold uses a margin too)
+HOLD_MARGIN_S = 5.0
+
+
+def _num(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def client_bound(start: Event, max_block_s: float) -> tuple[float, str, str]:
+    """(bound seconds, what it is as a phrase, the advice) for one ``client.start``."""
+    lib = str(start.get("library") or start["proc"])
+    hb = _num(start.get("heartbeat_s"))
+    window = client_window(start)
+    if window is not None:
+        lo, hi = window
+        at = f" at heartbeat {hb:g} s" if hb is not None else ""
+        if hi is None:
+            return lo + 1.0, f"{lib}'s detection window ({lo:g} s or later{at})", "lower the client's heartbeat"
+        return hi, f"{lib}'s detection window ({lo:g}–{hi:g} s{at})", "lower the client's heartbeat"
+    if hb is not None and hb > 0:
+        return (2 * hb, f"two missed heartbeats of {lib} ({2 * hb:g} s at heartbeat {hb:g} s; no model for it)",
+                "lower the client's heartbeat")
+    return (max_block_s, f"max_block_s ({max_block_s:g} s), and {lib} runs with heartbeats off so only a "
+            "blocked call could show anything", "enable the client's heartbeat")
+
+
+@rule("not_exercised")
+def not_exercised(ctx: RuleContext) -> list[Finding]:
+    """A silent fault shorter than a targeted client's detection window (unknown, not pass)."""
+    idx = ctx.idx
+    starts: dict[str, Event] = {}
+    for ev in idx.kind("client.start"):
+        starts.setdefault(ev["proc"], ev)
+    out: list[Finding] = []
+    for w in fault_windows(idx):
+        held = w.effect_s
+        end = w.effect_end_t
+        if not w.silent or held is None or end is None:
+            continue
+        short: dict[str, float] = {}  # phrase -> bound
+        advice: dict[str, None] = {}
+        for proc, start in starts.items():
+            if not w.targets(start["role"]):
+                continue
+            bound, phrase, tip = client_bound(start, ctx.opts.max_block_s)
+            if held >= bound or noticed_between(idx, ctx.life, proc, w.started_t, end) is not None:
+                continue
+            short[phrase] = bound
+            advice[tip] = None
+        if not short:
+            continue
+        hold = math.ceil(max(short.values()) + HOLD_MARGIN_S)
+        out.append(Finding(
+            "not_exercised", 1,
+            f"not exercised: the {held:.1f} s {w.name} is shorter than {' and '.join(short)}: "
+            f"hold it ≥ {hold:g} s or {' / '.join(advice)}",
+            proof=PROOF_POSITIVE, timed=True, effect="unknown", headline=HEADLINE))
+    return out
