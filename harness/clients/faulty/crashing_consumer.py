@@ -1,11 +1,12 @@
 """A consumer that crashes: after acking N messages it calls ``os._exit(3)`` (a segfaulting C
 extension, an OOM kill): no ``client.exit``, no SIGTERM.
 
-The harness records ``proc.exit`` with ``expected: false`` and the checker names the crash. A
-crash alone proves nothing about the messages, so with ``crash_after`` = count (nothing left to
-consume) the verdict must be **unknown** ("consumer-0 exited at … with code 3: no client.exit
-written"); with a smaller ``crash_after`` the rest is stranded, which is proven, so the verdict
-is ``fail`` with the crash listed as well.
+The harness records ``proc.exit`` with ``expected: false`` and no ``proc.signal`` before it: the
+process exited on its own before its workload was over (the consumer's workload lasts until the
+harness stops it), so the checker must report **gave up** (``fail``), naming the exit code, even
+with ``crash_after`` = count and nothing left in the queue. With a smaller ``crash_after`` the
+rest is stranded too (``fail``: gave up + stranded). Only a client that never started, or one the
+harness aborted, is ``unknown``. :mod:`.giver_up` is the same finding reached through a fault.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from harness.clients.faulty import _base
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
 
-RULE = "client_crash"
+RULE = "gave_up"
 LIBRARY = _base.LIBRARY
-DESCRIPTION = ("faulty (rule: client crash): the consumer os._exit(3)s after acking `crash_after` messages "
-               "(default: all of them); the checker must say unknown, naming the crash, unless what it "
-               "left behind proves a failure")
+DESCRIPTION = ("faulty (rule: gave up, by a crash): the consumer os._exit(3)s after acking `crash_after` "
+               "messages (default: all of them), with no fault; the checker must report gave up (fail) naming "
+               "the crash, and what it stranded")
 #: crash_after None = after the last message (count)
 PARAMS = {**_base.BASE_PARAMS, "crash_after": None, "exit_code": 3}
 

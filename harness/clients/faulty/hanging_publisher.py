@@ -2,9 +2,9 @@
 blocks with no outcome (a blocking call with no timeout on a half-dead socket), until SIGTERM or
 the optional ``hang_s`` cap, after which it exits without publishing the rest.
 
-The invoke has no outcome while the publisher keeps running longer than the hang window: the
-checker's **publisher hang** rule must fire (once). Run it with a short window, e.g.
-``check_options={"hang_window_s": 3}`` and ``hang_s`` a few seconds longer.
+No fault, no notice (no error, no conn.blocked, no conn.lost) and an outcome that never comes
+while the publisher runs: the checker's **blocked** rule must fire (once). Run it with a short
+deadline, e.g. ``check_options={"max_block_s": 3}`` and ``hang_s`` a few seconds longer.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from harness.clients.faulty import _base
 from harness.clients.protocol import ClientContext
 
-RULE = "publisher_hang"
+RULE = "blocked"
 LIBRARY = _base.LIBRARY
-DESCRIPTION = ("faulty (rule: publisher hang): writes publish.invoke for message `hang_at` and blocks "
-               "with no outcome until SIGTERM (or `hang_s`); the checker must report one publisher hang")
+DESCRIPTION = ("faulty (rule: blocked, with no fault): writes publish.invoke for message `hang_at` and blocks "
+               "with no outcome and no notice until SIGTERM (or `hang_s`); the checker must report one "
+               "blocked publish")
 #: hang_s None = until SIGTERM (the harness then stops it after its publish timeout)
 PARAMS = {**_base.BASE_PARAMS, "hang_at": 100, "hang_s": None}
 

@@ -1,10 +1,14 @@
-"""A consumer whose message handler blocks forever after N messages (a deadlocked worker, a
-call with no timeout), while its connection and its consumer stay registered.
+"""A consumer whose processing deadlocks after N messages, before it even starts: the library
+handed it message N+1, and the handler blocks forever (a lock held by a dead thread, a call with
+no timeout) before it records the delivery. Its connection and its consumer stay registered.
 
-The broker keeps its prefetch of messages unacked and the rest ready; nothing more is delivered.
-The checker must find a **stall** (samples with messages ready, ``consumers`` > 0, no delivery
-for at least the stall window) and, after the run, **stranded** messages: count - N, found by
-the drain, never delivered.
+So the client holds no unacknowledged delivery in its own history (it never wrote ``deliver``
+for the message it is stuck on: that is what tells it apart from a *busy* consumer, whose job
+runs with the delivery recorded and unacked), the broker keeps its prefetch of messages unacked
+and the rest ready, and nothing more is delivered. The checker must report **stalled** (samples
+with messages ready, ``consumers`` > 0, the client holding nothing unacked, no delivery for longer
+than ``max_stall_s``) and, after the run, **stranded** messages: count - N, found by the drain,
+never delivered. It needs count - N > prefetch (the default 100), so that some are ready.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from harness.clients.faulty import _base
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
 
-RULE = "stall"
+RULE = "stalled"
 LIBRARY = _base.LIBRARY
-DESCRIPTION = ("faulty (rules: stall + stranded): the handler blocks (until SIGTERM) on message "
-               "`stop_after`+1 with the consumer still registered; the checker must report a stall "
-               "and count - stop_after stranded")
+DESCRIPTION = ("faulty (rules: stalled + stranded): on message `stop_after`+1 the handler deadlocks (until "
+               "SIGTERM) before recording the delivery, with the consumer still registered; the checker must "
+               "report stalled and count - stop_after stranded")
 PARAMS = {**_base.BASE_PARAMS, "stop_after": 50}
 
 publisher = _base.correct_publisher
@@ -35,7 +39,8 @@ def consumer(ctx: ClientContext) -> None:
     def on_message(channel: BlockingChannel, method: Any, props: Any, body: bytes) -> None:
         nonlocal done
         if done >= stop_after:
-            while not ctx.stopping.wait(_pika.POLL_S):  # the hang: neither delivered nor acked
+            # the deadlock, before any processing: no ``deliver``, no ack, the I/O loop stuck here
+            while not ctx.stopping.wait(_pika.POLL_S):
                 pass
             return
         ack(channel, method, props, body)
