@@ -8,15 +8,17 @@ One engine behind two doors (this CLI and the pytest plugin). User mistakes rais
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.errors import ChaosError
+from harness.errors import ChaosError, signal_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Chaos tests for RabbitMQ clients: real broker, real faults, every message checked.")
@@ -46,10 +48,60 @@ MgmtUrl = Annotated[str | None, typer.Option(help="external backend: management 
 
 
 def _fail(exc: ChaosError) -> None:
-    err.print(f"[bold red]error:[/] {exc.problem}", markup=True)
+    """One message, exit 2. User text (names, paths, "[tool.rabbit-chaos]") is escaped: it is
+    never rich markup."""
+    err.print(f"[bold red]error:[/] {escape(exc.problem)}")
     if exc.fix:
-        err.print(f"  [bold]fix:[/] {exc.fix}")
+        err.print(f"  [bold]fix:[/] {escape(exc.fix)}")
     raise typer.Exit(2)
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM takes Ctrl-C's path (faults healed, processes stopped, results kept), once: a second
+    SIGTERM during that cleanup is ignored (SIGKILL still works; the next run reaps)."""
+    from harness.errors import Interrupted
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted("SIGTERM")
+
+
+def _install_sigterm() -> None:
+    import contextlib
+
+    with contextlib.suppress(ValueError):  # not in the main thread (tests calling the app)
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+def _interrupted(exc: BaseException, where: Path | None) -> None:
+    """One line for an interrupted run or matrix, then exit 128 + the signal (130 / 143)."""
+    name = signal_name(exc)
+    if where is not None:
+        console.print(f"interrupted by {name}: results so far in {where}", markup=False)
+    else:
+        console.print(f"interrupted by {name} before any run started: nothing recorded", markup=False)
+    raise typer.Exit(143 if name == "SIGTERM" else 130)
+
+
+def _new_run_dir(reports_dir: Path, before: set[Path]) -> Path | None:
+    """The run directory a run created (for the interrupted message), if it got that far."""
+    try:
+        new = [d for d in reports_dir.iterdir() if d.is_dir() and not d.is_symlink() and d not in before]
+    except OSError:
+        return None
+    return max(new, key=lambda d: d.stat().st_mtime) if new else None
+
+
+def _preflight(cfg: Any, faults: list[str]) -> None:
+    """Checks that need no broker: the reports dir is writable, and the faults exist on the
+    Toxiproxy server this session will use."""
+    from harness.engine import validate_fault
+    from harness.env.preflight import check_proxy_support, probe_writable
+    from harness.env.toxiproxy import planned_server
+
+    probe_writable(cfg.reports_dir, "reports dir", "--reports-dir")
+    windows = [w.fault for f in faults for w in validate_fault(f, cfg.fault_for).windows]
+    if any(getattr(f, "toxic_type", "") for f in windows):
+        check_proxy_support(windows, planned_server(cfg.backend))
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -134,7 +186,9 @@ def run(
         if command is None:
             get_client(label)
         validate_fault(fault, cfg.fault_for)
-        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        _preflight(cfg, [fault])
+        _install_sigterm()
+        before = set(cfg.reports_dir.iterdir())
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
             spec = RunSpec(client=label, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
@@ -142,6 +196,9 @@ def run(
             doc = run_cell(env, spec, cfg.reports_dir, command=command)
     except ChaosError as exc:
         _fail(exc)
+        return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, _new_run_dir(cfg.reports_dir, before))
         return
     _print_doc(doc, cfg.reports_dir)
     raise typer.Exit(0 if doc["verdict"] == "pass" else 1)
@@ -165,10 +222,11 @@ def matrix(
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
     from harness.engine import validate_fault
-    from harness.matrix import cells, run_matrix
+    from harness.matrix import cells, run_matrix, split_faults
 
     try:
-        cfg = _config(config_file, clients=clients, faults=faults, repeat=repeat, count=count, rate=rate,
+        cfg = _config(config_file, clients=clients, faults=split_faults(faults) if faults else None,
+                      repeat=repeat, count=count, rate=rate,
                       work=work, warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir,
                       state_dir=state_dir,
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
@@ -186,12 +244,16 @@ def matrix(
             command_for(cmdline)
         for f in cfg.faults:
             validate_fault(f, cfg.fault_for)
-        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        _preflight(cfg, cfg.faults)
         total = len(cells(cfg))
+        _install_sigterm()
         with console.status("starting broker and fault proxy…"):
             env = _environment(cfg).start()
     except ChaosError as exc:
         _fail(exc)
+        return
+    except KeyboardInterrupt as exc:
+        _interrupted(exc, None)
         return
     tally: dict[str, int] = {"pass": 0, "fail": 0, "unknown": 0}
     try:
@@ -203,32 +265,32 @@ def matrix(
             def progress(event: str, info: dict[str, Any]) -> None:
                 cell = f"{info['client']} × {info['fault']}" + (f" #{info['repeat'] + 1}" if cfg.repeat > 1 else "")
                 if event == "cell-start":
-                    bar.update(task, description=f"{cell}  [dim]pass {tally['pass']} · fail {tally['fail']} · "
-                                                 f"unknown {tally['unknown']}[/]")
+                    bar.update(task, description=f"{escape(cell)}  [dim]pass {tally['pass']} · "
+                                                 f"fail {tally['fail']} · unknown {tally['unknown']}[/]")
                 elif event == "cell-done":
-                    tally[info["doc"]["verdict"]] += 1
+                    tally[info["doc"]["verdict"]] = tally.get(info["doc"]["verdict"], 0) + 1
                     bar.advance(task)
                     _print_doc(info["doc"], info["dir"])
                 else:
                     bar.advance(task)
-                    console.print(f"[yellow]unavailable[/] {cell}: {info['reason']}")
+                    console.print(f"[yellow]unavailable[/] {escape(cell)}: {escape(info['reason'])}")
 
             res = run_matrix(env, cfg, progress=progress)
     finally:
         env.stop()
     _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults)
-    if res.interrupted:
-        console.print("[yellow]interrupted: finished cells kept[/]")
     if res.report is not None:
         console.print(f"report: {res.report}", markup=False)
-    raise typer.Exit(130 if res.interrupted else 0)
+    if res.interrupted:
+        console.print(f"interrupted by {res.signal}: results so far in {res.dir}", markup=False)
+    raise typer.Exit(res.exit_code)
 
 
 def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str]) -> None:
     table = Table(title="rabbit-chaos matrix")
     table.add_column("client")
     for f in faults:
-        table.add_column(f)
+        table.add_column(escape(f))
     for c in clients:
         row = []
         for f in faults:
@@ -239,29 +301,37 @@ def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[st
             parts = []
             for d in cell:
                 rec = d["timing"].get("recovery_s")
-                parts.append(f"[{_color(d['verdict'])}]{d['verdict']}[/] lost={d['counts'].get('lost')} "
-                             f"dup={d['counts'].get('duplicated')} rec={_s(rec)}")
+                parts.append(f"[{_color(d['verdict'])}]{escape(str(d['verdict']))}[/] "
+                             f"lost={d['counts'].get('lost')} dup={d['counts'].get('duplicated')} rec={_s(rec)}")
             row.append("\n".join(parts))
-        table.add_row(c, *row)
+        table.add_row(escape(c), *row)
     console.print(table)
 
 
 @app.command()
 def report(
-    directory: Annotated[Path, typer.Argument(help="a matrix directory or a results store (reports/)")],
-    out: Annotated[Path | None, typer.Option(help="output file [default: DIR/report.html]")] = None,
+    directories: Annotated[list[Path], typer.Argument(
+        help="results stores (reports/), matrix or run directories: runs are found at any depth; "
+             "give several to merge results from several machines")],
+    out: Annotated[Path | None, typer.Option(help="output file [default: DIR/report.html for one "
+                                                  "directory, ./report.html for several]")] = None,
 ) -> None:
     """Re-render report.html from stored runs, without running anything."""
-    from harness.report import render_dir
+    from harness.report import render_dirs
 
-    if not directory.is_dir():
-        _fail(ChaosError(f"{directory} is not a directory", "give a matrix directory or reports/"))
     try:
-        path = render_dir(directory, out)
+        path, found = render_dirs(directories, out)
     except ChaosError as exc:
         _fail(exc)
         return
-    console.print(f"report: {path}", markup=False)
+    for d in found.incomplete:
+        console.print(f"incomplete run (no results.json): {d}", markup=False)
+    for p in found.problems:
+        console.print(f"unreadable run: {p}", markup=False)
+    interrupted = [str(d.get("run_id")) for d in found.docs if d.get("interrupted")]
+    if interrupted:
+        console.print(f"interrupted runs: {', '.join(interrupted)}", markup=False)
+    console.print(f"report: {path} ({len(found.docs)} runs)", markup=False)
 
 
 @app.command("clients")

@@ -26,13 +26,14 @@ class ChaosConfig(BaseModel):
 
     clients: list[str] = Field(default_factory=lambda: ["pika-naive", "pika-recover"])
     faults: list[str] = Field(default_factory=lambda: ["none", "broker-restart", "connection-cut"])
-    count: int = Field(1000, ge=1)
-    rate: float = Field(100.0, ge=0)
-    warmup: float = Field(2.0, ge=0)
+    count: int = Field(1000, ge=1, le=10_000_000)
+    rate: float = Field(100.0, ge=0, le=100_000, allow_inf_nan=False)
+    warmup: float = Field(2.0, ge=0, le=3600, allow_inf_nan=False)
     fault_for: float = Field(4.0, ge=0)
-    work: float = Field(0.015, ge=0, description="consumer processing time per message, seconds: 15 ms "
+    work: float = Field(0.015, ge=0, le=60, allow_inf_nan=False,
+                        description="consumer processing time per message, seconds: 15 ms "
                         "(~66 msg/s) is a bit slower than the default 100 msg/s, so a fault meets a backlog")
-    repeat: int = Field(1, ge=1)
+    repeat: int = Field(1, ge=1, le=1000)
     seed: int | None = None
     reports_dir: Path = Path("reports")
     state_dir: Path | None = None

@@ -28,3 +28,25 @@ class HarnessFailure(Exception):
 class FaultUnavailable(ChaosError):
     """The fault cannot run in this environment (no root for kernel faults, no broker process to
     restart on an external broker, ...). The CLI reports it; the pytest plugin skips with it."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped the harness: Ctrl-C (SIGINT) or SIGTERM (the CLI turns SIGTERM into this).
+
+    A KeyboardInterrupt, so every ``except KeyboardInterrupt`` / ``finally`` that heals faults and
+    stops processes on Ctrl-C does the same on SIGTERM. ``signame`` says which signal it was, so
+    results can record "interrupted by SIGTERM" and the CLI exits 128 + the signal number.
+    """
+
+    def __init__(self, signame: str = "SIGINT") -> None:
+        self.signame = signame
+        super().__init__(f"interrupted by {signame}")
+
+    @property
+    def exit_code(self) -> int:
+        return 143 if self.signame == "SIGTERM" else 130
+
+
+def signal_name(exc: BaseException) -> str:
+    """"SIGTERM" for an :class:`Interrupted` from SIGTERM, "SIGINT" for any other KeyboardInterrupt."""
+    return getattr(exc, "signame", "SIGINT")

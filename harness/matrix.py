@@ -8,6 +8,7 @@ finished cells are kept and the report is still written, marked as interrupted.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from harness.clients.registry import command_for
 from harness.config import ChaosConfig
 from harness.engine import RunSpec, run_cell
 from harness.env.environment import Environment
-from harness.errors import FaultUnavailable
+from harness.errors import FaultUnavailable, signal_name
 
 
 @dataclass
@@ -31,11 +32,52 @@ class MatrixResult:
     docs: list[dict[str, Any]] = field(default_factory=list)
     unavailable: list[dict[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    #: "SIGINT" | "SIGTERM" when interrupted
+    signal: str | None = None
+    #: cells never run (interrupted): {"client", "fault", "repeat"}
+    unrun: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 128 + the signal that interrupted the matrix (130 SIGINT, 143 SIGTERM)."""
+        if not self.interrupted:
+            return 0
+        return 143 if self.signal == "SIGTERM" else 130
 
 
 #: progress callback: (event, info) with event in {"cell-start", "cell-done", "unavailable"}
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+_PARAM = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+def split_faults(text: str) -> list[str]:
+    """Split a comma-separated list of faults (``--faults``) where a comma starts a new fault
+    name only: a comma followed by ``key=`` continues the previous fault's parameters, as the
+    docs write them (``latency:latency_ms=200,stream=both``), and commas inside ``cycle(...)``
+    or ``random(...)`` belong to it."""
+    items: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth <= 0:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if out and _PARAM.match(item):
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out
 
 
 def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
@@ -69,11 +111,31 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
                 continue
             res.docs.append(doc)
             emit("cell-done", {**info, "doc": doc, "elapsed_s": time.monotonic() - t0})
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         res.interrupted = True
+        res.signal = signal_name(exc)
+        cut = _interrupted_docs(out, res.docs)  # the cell cut short, when it wrote its record
+        res.docs += cut
+        processed = len(res.docs) + len(res.unavailable)  # cells run in order, each leaves one or the other
+        res.unrun = [{"client": c, "fault": f, "repeat": r} for c, f, r in todo[processed:]]
     finally:
         finish(res, cfg, env)
     return res
+
+
+def _interrupted_docs(out: Path, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records the interrupted cell wrote (verdict unknown, ``interrupted: true``) that the loop
+    never received because the interrupt unwound through it."""
+    have = {d.get("run_id") for d in docs}
+    extra = []
+    for path in sorted(out.glob("*/results.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("run_id") not in have:
+            extra.append(doc)
+    return extra
 
 
 def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None:
@@ -84,6 +146,8 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
         "faults": cfg.faults,
         "repeat": cfg.repeat,
         "interrupted": res.interrupted,
+        "interrupted_by": res.signal,
+        "unrun": res.unrun,
         "unavailable": res.unavailable,
         "runs": [d["run_id"] for d in res.docs],
         "versions": env.versions() if env is not None else {},
@@ -94,6 +158,12 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
 
     # written even for an interrupted or empty matrix: the report says so
     res.report = render_report(res.docs, res.dir / "report.html", title=f"rabbit-chaos {res.matrix_id}",
-                               meta={"matrix": res.matrix_id, "interrupted": res.interrupted,
+                               meta={"matrix": res.matrix_id,
+                                     "interrupted": f"yes, by {res.signal}" if res.interrupted else False,
+                                     **({"interrupted runs": ", ".join(d["run_id"] for d in res.docs
+                                                                        if d.get("interrupted"))}
+                                        if any(d.get("interrupted") for d in res.docs) else {}),
+                                     **({"not run": ", ".join(f"{u['client']} × {u['fault']}"
+                                                              for u in res.unrun)} if res.unrun else {}),
                                      "unavailable": len(res.unavailable)}, reports_dir=res.dir)
     results.point_latest(cfg.reports_dir, res.dir)

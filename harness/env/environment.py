@@ -70,11 +70,7 @@ class Environment:
             with contextlib.suppress(ValueError):  # not in the main thread
                 signal.signal(signal.SIGTERM, _sigterm_to_exit)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            self.client_record.reap()  # client processes of a killed earlier run
-            from harness.env.netns import NetnsRecord
-
-            NetnsRecord(self.state_dir).reap()  # and its network namespaces (with their iptables rules)
+            self.preflight()
             self.broker.start()
             if self.backend == "compose":
                 url = os.environ.get("TOXIPROXY_URL", self.broker.toxiproxy_url)
@@ -87,6 +83,26 @@ class Environment:
             self.stop()
             raise
         return self
+
+    def preflight(self) -> None:
+        """Everything that can be checked before a broker boots, so a user's mistake costs no boot:
+        the state dir is writable, a killed earlier run's clients, namespaces, broker and proxy
+        are reaped, and every port we will listen on is free (named with who holds it)."""
+        from harness.env.netns import NetnsRecord
+        from harness.env.preflight import probe_writable
+        from harness.env.toxiproxy import reap_stale
+
+        probe_writable(self.state_dir, "state dir", "--state-dir")
+        self.client_record.reap()  # client processes of a killed earlier run
+        NetnsRecord(self.state_dir).reap()  # and its network namespaces (with their iptables rules)
+        extra: dict[str, int] = {}
+        if self.backend != "compose" and not os.environ.get("TOXIPROXY_URL"):
+            reap_stale(self.state_dir / "proxy")
+            extra["proxy API"] = self.base_port + 4
+        if self.backend == "local":
+            self.broker.preflight(extra)
+        elif extra:
+            procs.ensure_ports_free(extra)
 
     def stop(self) -> None:
         try:

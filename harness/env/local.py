@@ -85,6 +85,7 @@ class LocalBroker:
         self._epmd: subprocess.Popen[bytes] | None = None
         self.mgmt = Management(f"http://127.0.0.1:{self.ports.management}", self.user, self.password)
         self.boot_s: float | None = None
+        self._log_marks: dict[Path, int] = {}
 
     # ---- paths and environment -------------------------------------------------------
     @property
@@ -144,21 +145,42 @@ class LocalBroker:
         (sd / "rabbitmq-env.conf").write_text("")  # isolates the node from /etc/rabbitmq
 
     # ---- lifecycle -----------------------------------------------------------------
-    def start(self) -> LocalBroker:
-        """Reap a killed earlier run's leftovers, then boot a fresh node and wait for AMQP."""
-        if not (RABBIT_BIN / "rabbitmq-server").exists():
+    def preflight(self, extra_ports: dict[str, int] | None = None) -> None:
+        """Every check that can fail before a boot, so a user error costs no boot: the binary is
+        there and executable, the state dir is ours (a killed earlier run's leftovers reaped), and
+        every port -- ours and ``extra_ports`` (the proxy API) -- is free. Idempotent."""
+        server = RABBIT_BIN / "rabbitmq-server"
+        if not server.exists():
             raise ChaosError(
-                f"RabbitMQ is not installed ({RABBIT_BIN / 'rabbitmq-server'} missing)",
+                f"RabbitMQ is not installed ({server} missing)",
                 "run `bash scripts/bootstrap.sh` (installs Debian's rabbitmq-server), or use --backend external",
             )
+        if not server.is_file() or not os.access(server, os.X_OK):
+            raise ChaosError(f"the broker binary {server} is not executable",
+                             f"make it executable (chmod +x {server}), or point RABBIT_CHAOS_RABBITMQ_BIN "
+                             "at RabbitMQ's bin directory")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         reaped = self.record.reap()
-        procs.ensure_ports_free(self.ports.as_dict(), settle_s=10.0 if reaped else 0.0)
+        procs.ensure_ports_free({**self.ports.as_dict(), **(extra_ports or {})},
+                                settle_s=10.0 if reaped else 0.0)
+
+    def start(self) -> LocalBroker:
+        """Reap a killed earlier run's leftovers, then boot a fresh node and wait for AMQP.
+
+        A node that does not boot is a ChaosError (exit 2 in the CLI) carrying the log lines of
+        *this* boot: the log files are appended to across boots, so older lines would mislead."""
+        self.preflight()
         shutil.rmtree(self.state_dir / "mnesia", ignore_errors=True)
         self._write_config()
-        self._start_epmd()
         t0 = time.monotonic()
-        self.start_node()
+        try:
+            self._start_epmd()
+            self.start_node()
+        except HarnessFailure as exc:
+            self.stop()
+            raise ChaosError(f"the broker did not boot: {exc}",
+                             f"fix what its log says (full logs: {self.log_dir}), or use --backend external"
+                             ) from None
         self.boot_s = time.monotonic() - t0
         return self
 
@@ -180,12 +202,17 @@ class LocalBroker:
         t0 = time.monotonic()
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
+        self._log_marks = self._log_sizes()  # log_tail shows this boot's lines only
         out = open(self.log_dir / "stdout.log", "ab")  # noqa: SIM115
-        self._wrapper = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, env=self.env(), cwd=self.state_dir,
-        )
-        out.close()
+        try:
+            self._wrapper = subprocess.Popen(
+                [str(RABBIT_BIN / "rabbitmq-server")], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True, env=self.env(), cwd=self.state_dir,
+            )
+        except OSError as exc:
+            raise HarnessFailure(f"cannot start {RABBIT_BIN / 'rabbitmq-server'}: {exc}") from exc
+        finally:
+            out.close()
         self.record.add("broker", self._wrapper.pid, f"RABBITMQ_NODENAME={self.node}", pgid=self._wrapper.pid)
         self.wait_ready(timeout or self.boot_timeout)
         beam = self.beam_pid()
@@ -301,12 +328,23 @@ class LocalBroker:
         return proc.stdout
 
     # ---- information -----------------------------------------------------------------
-    def log_tail(self, n: int = 15) -> str:
-        lines: list[str] = []
-        for f in sorted(self.log_dir.glob("*.log")):
+    def _log_sizes(self) -> dict[Path, int]:
+        sizes: dict[Path, int] = {}
+        for f in self.log_dir.glob("*.log"):
             with contextlib.suppress(OSError):
-                lines += f.read_text(errors="replace").splitlines()[-n:]
-        return "\n".join(lines[-n:])
+                sizes[f] = f.stat().st_size
+        return sizes
+
+    def log_tail(self, n: int = 15) -> str:
+        """The last ``n`` lines the node logged since the latest :meth:`start_node` (files that
+        existed before it are read from where they ended then), or a note that it logged nothing."""
+        lines: list[str] = []
+        marks = self._log_marks
+        for f in sorted(self.log_dir.glob("*.log")):
+            with contextlib.suppress(OSError), open(f, "rb") as fh:
+                fh.seek(marks.get(f, 0))
+                lines += fh.read().decode(errors="replace").splitlines()[-n:]
+        return "\n".join(lines[-n:]) or "(nothing logged by this boot)"
 
     def versions(self) -> dict[str, Any]:
         return self.mgmt.versions()

@@ -184,18 +184,109 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _listening_inodes(port: int) -> list[int]:
+    """Socket inodes bound to local ``port`` (any address, IPv4 or IPv6), from /proc/net/tcp*."""
+    inodes: list[int] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and int(cols[1].rpartition(":")[2], 16) == port and cols[9] != "0":
+                inodes.append(int(cols[9]))
+    return inodes
+
+
+def port_holder(port: int) -> int | None:
+    """The pid of a process holding a socket on local ``port``, if we can see one (same user or
+    root: /proc/<pid>/fd of others is unreadable, and then None)."""
+    wanted = {f"socket:[{i}]" for i in _listening_inodes(port)}
+    if not wanted:
+        return None
+    for pid in _pids():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
+                    return pid
+    return None
+
+
+def _environ_dict(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        key, eq, value = item.decode(errors="replace").partition("=")
+        if eq:
+            out[key] = value
+    return out
+
+
+def ours_state_dir(pid: int) -> Path | None:
+    """The state directory of a rabbit-chaos process (broker, epmd, embedded proxy), or None when
+    ``pid`` is not one of ours. The broker and epmd carry it in their environment
+    (RABBITMQ_LOG_BASE = <state>/broker/log); our proxy writes its output to <state>/proxy/toxiproxy.log."""
+    env = _environ_dict(pid)
+    if env.get("RABBITMQ_NODENAME", "").startswith("rabbit_chaos_") and env.get("RABBITMQ_LOG_BASE"):
+        return Path(env["RABBITMQ_LOG_BASE"]).parent.parent
+    if "harness.proxy" in cmdline(pid):
+        with contextlib.suppress(OSError):
+            log = Path(os.readlink(f"/proc/{pid}/fd/1"))
+            if log.name == "toxiproxy.log":
+                return log.parent.parent
+        return Path("?")
+    return None
+
+
+def describe_holder(port: int) -> tuple[str, str | None]:
+    """Who holds ``port``, in words a user can act on, and the fix when it is a leftover of ours
+    (see :func:`ensure_ports_free`)."""
+    pid = port_holder(port)
+    if pid is None:
+        return "by another process", None
+    name = cmdline(pid).split(" ", 1)[0].rsplit("/", 1)[-1] or "?"
+    state = ours_state_dir(pid)
+    if state is None:
+        return f"by {name} (pid {pid})", None
+    if str(state) == "?":
+        return f"by a rabbit-chaos proxy (pid {pid}) of another run", None
+    owner = PidRecord(state / "broker" / "pids.json").load().get("owner")
+    if isinstance(owner, int) and owner != os.getpid() and alive(owner):
+        return (f"by a rabbit-chaos {name} (pid {pid}) of a run still going (harness pid {owner}) "
+                f"under state dir {state}"), None
+    return (f"by a broker left by a run killed under state dir {state} ({name}, pid {pid})",
+            f"run with --state-dir {state} to reap it")
+
+
 def ensure_ports_free(ports: dict[str, int], settle_s: float = 0.0) -> None:
-    """One clear error naming the first port in use and how to pick others.
+    """One clear error naming every port in use, who holds it, and how to pick others.
 
     ``settle_s``: after we have just killed a process that held these ports, the kernel may
     still be releasing its sockets for a moment; wait up to that long before calling a port
-    taken."""
+    taken. All ports are checked before anything starts, so a busy fifth port (the proxy API)
+    is reported before a broker boot, not after it."""
     deadline = time.monotonic() + settle_s
+    busy: list[str] = []
+    fixes: list[str] = []
     for what, port in ports.items():
         while not port_free(port) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not port_free(port):
-            raise ChaosError(
-                f"port {port} ({what}) on 127.0.0.1 is already in use by another process",
-                "stop that process, or choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT)",
-            )
+            who, fix = describe_holder(port)
+            busy.append(f"port {port} ({what}) on 127.0.0.1 is already in use {who}")
+            if fix and fix not in fixes:
+                fixes.append(fix)
+    if busy:
+        other = "choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT; we use N to N+4)"
+        fix = "; ".join(fixes) + f", or {other}" if fixes else f"stop that process, or {other}"
+        raise ChaosError("; ".join(busy), fix)

@@ -46,6 +46,10 @@ _OURS = ("harness.proxy", "toxiproxy-server")
 
 Kind = Literal["real", "embedded"]
 
+#: Toxic types only our embedded proxy implements (Toxiproxy 2.12.0 has none of them): the
+#: faults built on them (partition, packet-loss) cannot run against a real server.
+EMBEDDED_ONLY_TOXICS = frozenset({"hold", "packet_loss"})
+
 
 class ToxiproxyError(Exception):
     """A Toxiproxy API call failed: carries the method, path, HTTP status and response body."""
@@ -275,6 +279,35 @@ def find_or_start_server(state_dir: Path, port: int | None = None,
             raise FileNotFoundError("no real Toxiproxy: set TOXIPROXY_URL or TOXIPROXY_SERVER, "
                                     "or put toxiproxy-server on PATH")
     return start_server(None, state_dir, port)
+
+
+def planned_server(backend: str = "local") -> str | None:
+    """Which Toxiproxy :func:`find_or_start_server` would use, found without starting anything:
+    None for our embedded proxy, else a description of the real server (for error messages).
+    A ``TOXIPROXY_URL`` that does not answer is a ChaosError here, before any broker boots."""
+    from harness.errors import ChaosError
+
+    url = os.environ.get("TOXIPROXY_URL")
+    if url:
+        try:
+            with httpx.Client(timeout=3.0) as http:
+                resp = http.get(url.rstrip("/") + "/version")
+            body = resp.text.strip()
+            try:
+                version = str(resp.json().get("version", body))
+            except (ValueError, AttributeError):
+                version = body
+        except httpx.HTTPError as exc:
+            raise ChaosError(f"TOXIPROXY_URL={url} does not answer ({type(exc).__name__})",
+                             "start that Toxiproxy server, or unset TOXIPROXY_URL to use the embedded proxy"
+                             ) from None
+        return None if kind_of(version) == "embedded" else f"TOXIPROXY_URL={url}, version {version}"
+    if backend == "compose":
+        return "the compose backend's toxiproxy container"
+    binary = os.environ.get("TOXIPROXY_SERVER") or shutil.which("toxiproxy-server")
+    if binary:
+        return f"{binary}, from {'TOXIPROXY_SERVER' if os.environ.get('TOXIPROXY_SERVER') else 'PATH'}"
+    return None
 
 
 def start_server(binary: list[str] | None, state_dir: Path, port: int | None = None,

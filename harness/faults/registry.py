@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
 import typing
 from functools import cache
@@ -30,6 +31,21 @@ def faults() -> dict[str, type[Fault]]:
     return dict(sorted(found.items()))
 
 
+#: Bounds for every numeric fault parameter (README, "Errors and exit codes"): finite, and at most
+#: a day for durations (by unit suffix), 1e15 for anything else (the disk alarm's byte limit).
+#: Beyond them a value is a typo that would overflow a timer or the proxy after the broker boot.
+_MAX_BY_SUFFIX = (("_ms", 86_400_000), ("_us", 86_400_000_000), ("_s", 86_400))
+_MAX_OTHER = 10**15
+
+
+def _bounded(value: float, raw: str, fault: str, key: str) -> Any:
+    limit = next((m for suffix, m in _MAX_BY_SUFFIX if key.endswith(suffix)), _MAX_OTHER)
+    if not math.isfinite(value) or abs(value) > limit:
+        raise ChaosError(f"fault {fault!r}: {key}={raw!r} is out of bounds",
+                         f"give a finite number of at most {limit:,}" + (" (one day)" if limit != _MAX_OTHER else ""))
+    return value
+
+
 def _coerce(raw: str, typ: Any, fault: str, key: str) -> Any:
     origin = typing.get_origin(typ)
     if origin is typing.Literal:
@@ -44,9 +60,9 @@ def _coerce(raw: str, typ: Any, fault: str, key: str) -> Any:
                 raise ValueError(raw)
             return raw.lower() in ("1", "true", "yes")
         if typ in (int, "int"):
-            return int(raw)
+            return _bounded(int(raw), raw, fault, key)
         if typ in (float, "float"):
-            return float(raw)
+            return _bounded(float(raw), raw, fault, key)
     except ValueError:
         name = typ if isinstance(typ, str) else typ.__name__
         raise ChaosError(f"fault {fault!r}: {key}={raw!r} is not a valid {name}",

@@ -15,6 +15,6 @@ See docs/report.md.
 
 from __future__ import annotations
 
-from harness.report.render import collect, render_dir, render_html, render_report
+from harness.report.render import collect, find_runs, render_dir, render_dirs, render_html, render_report
 
-__all__ = ["collect", "render_dir", "render_html", "render_report"]
+__all__ = ["collect", "find_runs", "render_dir", "render_dirs", "render_html", "render_report"]

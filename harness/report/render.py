@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,19 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def _evidence_href(reports_dir: Path | None, out_dir: Path, run_id: str) -> str | None:
-    """Relative link to a run's history.jsonl when it sits in the store next to the report."""
-    if reports_dir is None or not run_id or run_id == "—":
+def _evidence_href(reports_dir: Path | None, out_dir: Path, run_id: str,
+                   run_dirs: dict[str, Path] | None = None) -> str | None:
+    """Relative link to a run's history.jsonl when it sits in the store next to the report
+    (``run_dirs``: where each run was found, for runs collected at any depth)."""
+    if not run_id or run_id == "—":
         return None
-    target = reports_dir / run_id
-    if "/" in run_id or not (target / "history.jsonl").is_file():
+    if run_dirs is not None and run_id in run_dirs:
+        target = run_dirs[run_id]
+    elif reports_dir is None or "/" in run_id:
+        return None
+    else:
+        target = reports_dir / run_id
+    if not (target / "history.jsonl").is_file():
         return None
     rel = os.path.relpath(target, out_dir.resolve() if out_dir.exists() else out_dir)
     return "/".join(quote(part) for part in Path(rel).parts) + "/"
@@ -55,12 +63,13 @@ def _verdict_totals(views: list[view.RunView]) -> dict[str, int]:
 
 
 def render_html(runs: list[dict[str, Any]], title: str = DEFAULT_TITLE, meta: dict[str, Any] | None = None,
-                reports_dir: Path | None = None, out_dir: Path | None = None) -> str:
+                reports_dir: Path | None = None, out_dir: Path | None = None,
+                run_dirs: dict[str, Path] | None = None) -> str:
     """The report as a string (what :func:`render_report` writes)."""
     docs = [embed.sanitise_numbers(d) if isinstance(d, dict) else {} for d in runs]
     views = view.build_all(docs)
     for v in views:
-        v.evidence_href = _evidence_href(reports_dir, out_dir or Path("."), v.run_id)
+        v.evidence_href = _evidence_href(reports_dir, out_dir or Path("."), v.run_id, run_dirs)
     grid = matrix.build(views)
     colors = compare.client_colors(grid.clients)
     charts = [compare.recovery_chart(grid, colors), compare.loss_chart(grid)]
@@ -99,7 +108,8 @@ def render_html(runs: list[dict[str, Any]], title: str = DEFAULT_TITLE, meta: di
 
 
 def render_report(runs: list[dict[str, Any]], out_path: Path, title: str = DEFAULT_TITLE,
-                  meta: dict[str, Any] | None = None, *, reports_dir: Path | None = None) -> Path:
+                  meta: dict[str, Any] | None = None, *, reports_dir: Path | None = None,
+                  run_dirs: dict[str, Path] | None = None) -> Path:
     """Write the HTML report of ``runs`` (results.json dicts) to ``out_path`` and return it.
 
     ``meta``: key/value facts shown in the header (e.g. the command that produced the matrix).
@@ -109,7 +119,7 @@ def render_report(runs: list[dict[str, Any]], out_path: Path, title: str = DEFAU
     """
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    html = render_html(runs, title, meta, reports_dir, out_path.parent)
+    html = render_html(runs, title, meta, reports_dir, out_path.parent, run_dirs)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_path)
@@ -169,3 +179,88 @@ def render_dir(reports_dir: Path, out_path: Path | None = None, *, run_ids: Iter
         info[f"unreadable run {i}"] = p
     out = Path(out_path) if out_path is not None else reports_dir / REPORT_NAME
     return render_report(docs, out, title, info, reports_dir=reports_dir)
+
+
+#: what marks a directory as a run's (harness/results.py): a run killed before its results.json
+#: still has these, and is reported as incomplete rather than skipped
+_RUN_MARKS = ("history", "history.jsonl", "config")
+
+
+@dataclass
+class Found:
+    """Runs found under some directories: results (oldest first), where each run lives,
+    unreadable results.json files and run directories without one."""
+
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    dirs: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    incomplete: list[Path] = field(default_factory=list)
+
+
+def find_runs(directories: Iterable[Path]) -> Found:
+    """Every run at any depth under ``directories`` (a run: a directory with results.json).
+
+    Symlinked directories (``latest``) are not followed and a run reached twice (two of the
+    directories overlap) counts once, so no run appears twice. A directory that looks like a
+    run's (history/, config/, logs/) but has no results.json is listed as incomplete: a run
+    killed before it finished must be explained, not silently dropped. O(files under them)."""
+    out = Found()
+    seen: set[Path] = set()
+    stamped: list[tuple[str, dict[str, Any]]] = []
+    for top in directories:
+        for root, subdirs, files in os.walk(Path(top), followlinks=False):
+            here = Path(root)
+            real = here.resolve()
+            if real in seen:
+                subdirs[:] = []
+                continue
+            seen.add(real)
+            if "results.json" in files:
+                subdirs[:] = []  # a run's own subdirectories hold no runs
+                path = here / "results.json"
+                try:
+                    doc = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    out.problems.append(f"{path}: {exc}")
+                    continue
+                if not isinstance(doc, dict):
+                    out.problems.append(f"{path}: not a JSON object")
+                    continue
+                run_id = str(doc.get("run_id") or here.name)
+                if run_id in out.dirs:
+                    continue  # the same run copied into two stores: keep the first
+                out.dirs[run_id] = here
+                stamped.append((str(doc.get("started_at") or ""), doc))
+            elif any(m in files or m in subdirs for m in _RUN_MARKS):
+                subdirs[:] = []
+                out.incomplete.append(here)
+    stamped.sort(key=lambda p: p[0])
+    out.docs = [d for _, d in stamped]
+    return out
+
+
+def render_dirs(directories: list[Path], out_path: Path | None = None, *, title: str = DEFAULT_TITLE,
+                meta: dict[str, Any] | None = None) -> tuple[Path, Found]:
+    """Re-render one report from every run under ``directories`` (results from several machines
+    merge by passing each store). Default output: ``DIR/report.html`` for one directory,
+    ``./report.html`` for several. Returns the path and what was found (incomplete runs too)."""
+    dirs = [Path(d) for d in directories]
+    for d in dirs:
+        if not d.is_dir():
+            raise ChaosError(f"{d} is not a directory", "pass results stores (reports/) or matrix directories")
+    found = find_runs(dirs)
+    if not found.docs and not found.problems and not found.incomplete:
+        raise ChaosError(f"no runs under {', '.join(map(str, dirs))} (no results.json at any depth)",
+                         "run `rabbit-chaos run` or `rabbit-chaos matrix` first, or pass the right directory")
+    info = dict(meta or {})
+    info.setdefault("results from", ", ".join(map(str, dirs)))
+    for i, p in enumerate(found.problems, 1):
+        info[f"unreadable run {i}"] = p
+    for i, d in enumerate(found.incomplete, 1):
+        info[f"incomplete run {i}"] = f"incomplete run (no results.json): {d}"
+    interrupted = [str(d.get("run_id")) for d in found.docs if d.get("interrupted")]
+    if interrupted:
+        info["interrupted runs"] = ", ".join(interrupted)
+    out = Path(out_path) if out_path is not None else (dirs[0] / REPORT_NAME if len(dirs) == 1
+                                                       else Path(REPORT_NAME))
+    return render_report(found.docs, out, title, info, run_dirs=found.dirs), found
