@@ -13,6 +13,12 @@ toxic pushes back on the sender as a slow network would.
 Closing follows Toxiproxy (link.go): when a direction ends (EOF from its source, or a toxic
 closed it) its destination socket is closed fully, which ends the other direction too after
 that one flushes its own chain. There is no half-close, as in Toxiproxy.
+
+RST versus FIN, as Toxiproxy 2.12 does it: a connection opened while a ``reset_peer`` toxic is on
+its proxy (either direction) gets SO_LINGER 0 on both of its sockets when its links start, so
+every close of it (the toxic firing, but also a later ordinary close) is an abortive one and the
+kernel sends RST. A connection that was already open when the toxic was added keeps the default
+linger: the toxic closes it with FIN. reset_peer itself just closes the stream.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class Writer:
             if link.paused and link.inflight < INFLIGHT_LOW:
                 link.update_reading()
         else:
-            link.end(reset=data is not EOF)
+            link.end()
 
 
 class Link:
@@ -183,14 +189,12 @@ class Link:
         self.update_reading()
 
     # -- the end ------------------------------------------------------------------------------
-    def end(self, reset: bool) -> None:
-        """EOF (or RESET) reached the writer: close the destination, as Toxiproxy's link does."""
+    def end(self) -> None:
+        """EOF reached the writer: close the destination, as Toxiproxy's link does (an abortive
+        close, RST, when the connection was opened under a reset_peer toxic: ``linger_zero``)."""
         if self.dead:
             return
         self.kill()
-        if reset:
-            self.conn.reset()
-            return
         _close(self.dest)
         # The other direction reads from the socket we just closed: it ends now (after its own
         # toxics flush), as Go's blocked Read returns an error when the conn is closed.
@@ -342,6 +346,8 @@ class Connection:
         client.out_link = upstream.in_link = self.up
         upstream.out_link = client.in_link = self.down
         toxics = self.proxy.toxics
+        if any(spec.type == "reset_peer" for chain in toxics.chains.values() for spec in chain):
+            self.linger_zero()  # Toxiproxy's link.Start: SetLinger(0) on source and dest
         toxics.attach(self.up)
         toxics.attach(self.down)
         # Either side may have sent data, EOF or closed while the upstream dial completed (its
@@ -363,17 +369,15 @@ class Connection:
     def links(self) -> list[Link]:
         return [link for link in (self.up, self.down) if link is not None]
 
-    def reset(self) -> None:
-        """Abort both sockets with SO_LINGER 0: the kernel sends RST to both peers."""
-        for link in self.links():
-            link.kill()
+    def linger_zero(self) -> None:
+        """SO_LINGER 0 on both sockets: from now on closing either sends RST, not FIN. Set when the
+        connection opens under a reset_peer toxic, never later (Toxiproxy 2.12 link.go)."""
         for side in (self.client, self.upstream):
             t = side.transport if side is not None else None
             if t is None:
                 continue
             with contextlib.suppress(OSError, AttributeError):
                 t.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
-            t.abort()
 
     def close(self) -> None:
         """Close both sockets now (proxy disabled or deleted, or upstream unreachable). A dial

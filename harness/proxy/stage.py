@@ -41,8 +41,6 @@ class Marker:
 
 #: The source closed (or a toxic closed the stream): the writer closes its destination.
 EOF = Marker("EOF")
-#: reset_peer fired: the writer resets both sockets (SO_LINGER 0, so the kernel sends RST).
-RESET = Marker("RESET")
 
 #: (timestamp from loop.time() when the bytes were read, bytes or a Marker)
 Item = tuple[float, "bytes | Marker"]
@@ -212,9 +210,9 @@ class Stage:
             self._pending = (t0, data[n:])
             self.link.discard(n)
 
-    def close(self, reset: bool = False) -> None:
+    def close(self) -> None:
         """End the stream here (Toxiproxy's ``stub.Close()``): what this stage still holds is
-        discarded and the next stage sees EOF (or RESET) right away."""
+        discarded and the next stage sees EOF right away."""
         if self.closed:
             return
         self.closed = True
@@ -227,7 +225,7 @@ class Stage:
         self._pending = None
         self._queue.clear()
         self.link.discard(dropped)
-        self.next.push((self.link.now(), RESET if reset else EOF))
+        self.next.push((self.link.now(), EOF))
         task = self._task
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -122,6 +122,34 @@ def test_reset_peer_sends_rst(api: ToxiproxyClient, make_proxy) -> None:
         assert closed_how(s) == "reset"
 
 
+def test_reset_peer_closes_an_already_open_connection_with_fin(api: ToxiproxyClient, make_proxy) -> None:
+    """Toxiproxy 2.12 sets SO_LINGER 0 only when a connection's links start, so a connection that
+    was open before reset_peer was added gets a FIN (a clean EOF), not an RST."""
+    name, port = make_proxy()
+    with connect(port) as s:
+        round_trip(s)  # the connection is up, its links started without the toxic
+        api.add_toxic(name, "reset_peer", {"timeout": 0})
+        s.sendall(b"x")
+        assert closed_how(s) == "eof"
+
+
+def test_reset_peer_connections_opened_under_it_stay_abortive(api: ToxiproxyClient, make_proxy) -> None:
+    """The linger is set when a connection opens under a reset_peer toxic (whatever its toxicity)
+    and stays: after the toxic is gone, closing that connection (here: the proxy disabled) is still
+    an RST, while a connection opened before the toxic gets a FIN."""
+    name, port = make_proxy()
+    with connect(port) as before:
+        round_trip(before)
+        api.add_toxic(name, "reset_peer", {"timeout": 0}, toxicity=0.0)
+        with connect(port) as under:
+            round_trip(under)  # toxicity 0: never fires, but the connection opened under it
+            api.remove_toxic(name, "reset_peer_downstream")
+            round_trip(under)
+            api.set_enabled(name, False)
+            assert closed_how(under) == "reset"
+            assert closed_how(before) == "eof"
+
+
 def test_reset_peer_after_timeout(api: ToxiproxyClient, make_proxy) -> None:
     name, port = make_proxy()
     api.add_toxic(name, "reset_peer", {"timeout": 300})

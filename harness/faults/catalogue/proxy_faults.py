@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from harness.faults.base import Fault, FaultContext, Target
+from harness.faults.catalogue._toxic import remove_toxic
 
 
 @dataclass
@@ -37,8 +37,10 @@ class ResetPeer(Fault):
     stream: Literal["upstream", "downstream"] = "downstream"
 
     name: ClassVar[str] = "reset-peer"
-    description: ClassVar[str] = ("TCP RST on each connection when it next carries data in `stream`, after "
-                                  "timeout_ms (Toxiproxy reset_peer); idle ones when they next talk; until heal")
+    description: ClassVar[str] = ("each connection closed when it next carries data in `stream`, after timeout_ms "
+                                  "(Toxiproxy reset_peer): TCP RST for connections opened during the fault, FIN "
+                                  "for ones already open (as Toxiproxy 2.12); idle ones when they next talk; "
+                                  "until heal")
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
 
@@ -51,8 +53,9 @@ class ResetPeer(Fault):
         ctx.effect("toxic added", observed=False)
 
     def heal(self, ctx: FaultContext) -> None:
+        # idempotent: a toxic (or proxy) already gone is healed; anything else (the proxy server
+        # unreachable) is raised, as every toxic fault's heal does (_toxic.remove_toxic)
         for proxy in ctx.proxies_for(self.target):
-            with contextlib.suppress(Exception):  # idempotent: absent toxic is healed already
-                ctx.toxiproxy.remove_toxic(proxy, self.toxic_name)
+            remove_toxic(ctx, proxy, self.toxic_name)
         ctx.effect("toxic removed", observed=False)
 

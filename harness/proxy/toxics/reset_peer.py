@@ -1,11 +1,10 @@
-"""reset_peer: on the next chunk (or close) from the source, wait ``timeout`` ms, then reset.
+"""reset_peer: on the next chunk (or close) from the source, wait ``timeout`` ms, then close.
 
-Reset means both sockets are closed with SO_LINGER 0, so the kernel sends RST and the client
-sees ECONNRESET rather than a clean EOF. As in Toxiproxy the chunk that triggers it is dropped,
-and an idle connection is not reset until something arrives.
-Difference from Toxiproxy (a fix, see docs/proxy.md): Toxiproxy sets SO_LINGER 0 only on
-connections opened while the toxic existed, so it sends FIN to connections that were already
-open; ours resets those too.
+As in Toxiproxy 2.12 the close is RST or FIN depending on when the connection opened: one opened
+while a reset_peer toxic was on its proxy has SO_LINGER 0 on both sockets (set when its links
+start, see link.py), so the kernel sends RST and the client sees ECONNRESET; one that was already
+open when the toxic was added is closed with a FIN (a clean EOF). The chunk that triggers it is
+dropped, and an idle connection is not closed until something arrives.
 """
 
 from __future__ import annotations
@@ -32,4 +31,4 @@ class ResetPeerToxic(Toxic):
         stage.drop()
         if self.timeout > 0:
             await asyncio.sleep(self.timeout / 1000)
-        stage.close(reset=True)
+        stage.close()  # RST or FIN: decided by the connection's linger (see above)
