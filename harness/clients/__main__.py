@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         role_fn(ctx)
     except BaseException as exc:  # noqa: BLE001 - the client gave up: a finding, recorded with its reason
-        ctx.event("client.exit", reason=f"{type(exc).__name__}: {exc}", ok=False)
+        text = f"{type(exc).__name__}: {exc}"
+        ctx.exit(text, ok=False, error=text)
         traceback.print_exc()
         ctx.history.close()
         return 1
-    ctx.event("client.exit", reason="sigterm" if ctx.stopping.is_set() else "done", ok=True)
+    ctx.exit("sigterm" if ctx.stopping.is_set() else "done", ok=True)
     ctx.history.close()
     return 0
 

@@ -7,8 +7,9 @@ strategies); the file holds a :class:`ClientConfig`. The client appends history 
 
 Contract (docs/client-protocol.md says the same for non-Python authors):
 
-* First event ``client.start`` (with ``library`` and ``version``), last event ``client.exit``
-  (with ``reason``: "done", "sigterm", or the error that made it give up).
+* First event ``client.start`` (with ``library`` and ``version``, and ``heartbeat_s`` /
+  ``heartbeat_window_s``), last event ``client.exit`` (with ``reason``: "done", "sigterm", or
+  the error that made it give up; ``ok``, and ``error`` when it gave up).
 * Publisher: publish ``count`` messages (ids ``id_prefix + str(seq)``, seq from 0, body = the
   id as UTF-8, persistent unless the strategy is deliberately transient) at ``rate`` msg/s
   (0 = as fast as it can). For each message: ``publish.invoke`` before the library call, then
@@ -20,7 +21,9 @@ Contract (docs/client-protocol.md says the same for non-Python authors):
   received, then ``work_s`` seconds of simulated processing, then ``ack`` after acking it.
   Never exit on its own unless it gives up.
 * Connections: ``conn.open`` when a connection (re)opens, ``conn.lost`` when the library reports
-  it gone, ``conn.blocked``/``conn.unblocked`` on connection.blocked. Name every connection
+  it gone, ``conn.blocked`` (``reason``)/``conn.unblocked`` on connection.blocked,
+  ``channel.closed`` (``reason``, ``code``) when the broker closes a channel,
+  ``consume.cancelled`` (``reason``) on the broker's basic.cancel. Name every connection
   ``"<run_id>/<proc>"`` (client property ``connection_name``) so broker logs join the history.
 * SIGTERM: stop, flush, write ``client.exit`` reason "sigterm", exit 0 within ``grace_s``;
   the harness SIGKILLs after that and records it.
@@ -89,6 +92,8 @@ class ClientContext:
         self.cfg = cfg
         self.history = HistoryWriter(cfg.history, cfg.proc, cfg.role)
         self.stopping = threading.Event()
+        #: the last error or close reason this client recorded (None until one happened)
+        self.last_error: str | None = None
 
     def install_sigterm(self) -> None:
         """SIGTERM/SIGINT set ``stopping``; the strategy's loop notices and returns."""
@@ -130,4 +135,61 @@ class ClientContext:
 
     # event helpers: one place that spells each event
     def event(self, kind: str, **fields: Any) -> None:
+        """Write one event. The last error text a notice carried is kept in ``last_error``, so
+        ``client.exit`` of a client that gives up can name what went wrong last."""
+        text = fields.get("error") if kind in ERROR_KINDS else fields.get("reason") if kind in REASON_KINDS else None
+        if text:
+            self.last_error = str(text)
         self.history.write(kind, **fields)
+
+    def blocked(self, reason: object = None) -> None:
+        """``conn.blocked``: the library told the application the broker sent
+        connection.blocked (a resource alarm); ``reason`` is the broker's text when the library
+        passes it on (RabbitMQ says e.g. "low on memory")."""
+        if reason:
+            self.event("conn.blocked", reason=_text(reason))
+        else:
+            self.event("conn.blocked")
+
+    def unblocked(self) -> None:
+        """``conn.unblocked``: connection.unblocked, the alarm cleared."""
+        self.event("conn.unblocked")
+
+    def channel_closed(self, reason: object, code: object = None) -> None:
+        """``channel.closed``: the broker (or the library) closed a channel under the client,
+        e.g. 404 NOT_FOUND after the queue was deleted, 406 PRECONDITION_FAILED after a consumer
+        timeout. ``code`` is the AMQP reply code when the library gives one."""
+        fields: dict[str, Any] = {"reason": _text(reason) or "channel closed"}
+        try:
+            if code is not None and int(code) > 0:  # type: ignore[call-overload]
+                fields["code"] = int(code)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            pass
+        self.event("channel.closed", **fields)
+
+    def consume_cancelled(self, reason: object) -> None:
+        """``consume.cancelled``: the broker cancelled the consumer (basic.cancel: the queue was
+        deleted, or RabbitMQ 4.3's consumer timeout), with the library's or our wording."""
+        self.event("consume.cancelled", reason=_text(reason) or "basic.cancel from the broker")
+
+    def exit(self, reason: str, ok: bool, error: str | None = None) -> None:
+        """``client.exit``, the last event: ``ok`` true for "done"/"sigterm"; false when the
+        client gave up, with ``error`` the error that ended it (or the last one it recorded)."""
+        fields: dict[str, Any] = {"reason": reason, "ok": ok}
+        if not ok:
+            fields["error"] = error or self.last_error or reason
+        self.event("client.exit", **fields)
+
+
+#: notice kinds whose ``error`` / ``reason`` field is an error worth naming at a give-up
+ERROR_KINDS = frozenset({"conn.lost", "publish.fail", "publish.info"})
+REASON_KINDS = frozenset({"channel.closed", "consume.cancelled"})
+
+
+def _text(value: object) -> str:
+    """Library reasons come as str, bytes (py-amqp, pika frames) or exceptions."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

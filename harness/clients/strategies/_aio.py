@@ -25,6 +25,26 @@ async def until_stopping(ctx: ClientContext) -> None:
         await asyncio.sleep(POLL_S)
 
 
+async def unless_stopping(ctx: ClientContext, aw: Awaitable[object]) -> bool:
+    """Await ``aw`` unless SIGTERM comes first: True when it finished (its error propagates),
+    False when stopping (``aw`` is cancelled). A reconnect wait must not hold the process past
+    its grace period, and must not be cut short by anything but our own stop."""
+    work = asyncio.ensure_future(aw)
+    watcher = asyncio.ensure_future(until_stopping(ctx))
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+    if work.cancelled():  # by us at SIGTERM; by the library otherwise: carry on and retry
+        return not ctx.stopping.is_set()
+    work.result()
+    return True
+
+
 def run(ctx: ClientContext, main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` until it returns, raises, or SIGTERM (+ grace) cancels it."""
 

@@ -1,11 +1,31 @@
 """aio-pika plumbing shared by ``aio-pika-robust`` and ``aio-pika-plain``: the two differ only
 in ``connect_robust`` vs ``connect`` and in what the application does after an error (wait
 for the library to restore the connection and re-publish, or give up).
+
+What aio-pika tells the application, and where each history event comes from:
+
+* connection gone: the connection's ``close_callbacks`` -> ``conn.lost`` (a robust connection
+  calls them for every failed reconnect attempt too; :class:`LossTracker` keeps one per outage);
+  ``reconnect_callbacks`` -> ``conn.open``.
+* channel closed by the broker (404, 406, ...): the channel's ``close_callbacks`` with an
+  aiormq ``ChannelClosed`` -> ``channel.closed`` with the reply code and text.
+* consumer cancelled by the broker (basic.cancel): the underlying aiormq channel's
+  ``on_consumer_cancel_callbacks`` -> ``consume.cancelled`` (registered again on every channel
+  a robust connection reopens).
+* connection.blocked: aiormq keeps it private (an ``asyncio.Event`` its publishes wait on) and
+  says it only in a WARNING log record, "Connection ... was blocked by: <reason>", so a log
+  handler on ``aiormq.connection`` turns that record into ``conn.blocked`` (and "was
+  unblocked" into ``conn.unblocked``).
+* a publish that outlived ``publish_timeout_s`` (TimeoutError) -> ``publish.info`` naming the
+  timeout; a confirm aio-pika cancelled because the connection closed under it (CancelledError
+  while *we* were not stopping) -> ``publish.info`` "outcome unknown", re-sent after the robust
+  reconnect. Only the harness's SIGTERM (``ctx.stopping``) or a cancel of our own task stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aio_pika
@@ -17,16 +37,87 @@ from harness.clients.strategies import _aio
 from harness.clients.strategies._common import LossTracker, describe, record_delivery, work_async
 
 #: aio-pika's defaults: channels confirm publishes; heartbeat as the broker proposes (60);
-#: robust connections retry every 5 s. publish_timeout bounds a publish that hangs while the
+#: robust connections retry every 5 s. publish_timeout_s bounds a publish that hangs while the
 #: robust connection is reconnecting (None = aio-pika's default: wait forever).
 AIO_PIKA_PARAMS: dict[str, Any] = {"heartbeat": 60, "prefetch": 100, "publisher_confirms": True,
                                    "persistent": True, "publish_timeout_s": 10.0}
+
+
+class BlockedLog(logging.Handler):
+    """aiormq's only word about connection.blocked is a WARNING record; write it as the
+    protocol's ``conn.blocked`` / ``conn.unblocked``. One client process has one connection at a
+    time, so every record of the process is ours."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        super().__init__(logging.WARNING)
+        self.ctx = ctx
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = str(record.msg)
+        if "was blocked" in msg:
+            args = record.args if isinstance(record.args, tuple) else ()
+            self.ctx.blocked(args[1] if len(args) > 1 else None)
+        elif "was unblocked" in msg:
+            self.ctx.unblocked()
+
+
+def watch_blocked(ctx: ClientContext) -> None:
+    """Install :class:`BlockedLog` once per process."""
+    logger = logging.getLogger("aiormq.connection")
+    if not any(isinstance(h, BlockedLog) for h in logger.handlers):
+        logger.addHandler(BlockedLog(ctx))
+
+
+def channel_close_code(exc: BaseException) -> int | None:
+    """The AMQP reply code of an aiormq channel error: ``ChannelClosed(code, text)`` carries it
+    as its first argument, the mapped subclasses (404 ChannelNotFoundEntity, ...) by class."""
+    for code, cls in aiormq.channel.EXCEPTION_MAPPING.items():
+        if type(exc) is cls:
+            return code
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, int) else None
+
+
+def channel_close_text(exc: BaseException) -> str:
+    """The broker's reply text: the last string argument (aiormq puts it last or alone)."""
+    texts = [a for a in exc.args if isinstance(a, str)]
+    return texts[-1] if texts else describe(exc)
+
+
+async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChannel,
+                        tracker: LossTracker) -> None:
+    """Report a channel the broker closes (``channel.closed``) and a consumer it cancels
+    (``consume.cancelled``); for a robust channel, again on every channel it reopens."""
+
+    def on_close(_channel: Any, exc: BaseException | None = None) -> None:
+        # a connection loss closes its channels with the connection's error (conn.lost covers
+        # it); our own close passes None or ChannelClosed(None, None): neither is news
+        if isinstance(exc, aiormq.exceptions.ChannelClosed) and not tracker.closing:
+            code = channel_close_code(exc)
+            if code is not None:
+                ctx.channel_closed(channel_close_text(exc), code)
+
+    def on_cancel(frame: Any) -> None:
+        ctx.consume_cancelled(f"basic.cancel from the broker (consumer {getattr(frame, 'consumer_tag', '?')})")
+
+    async def hook(*_: Any) -> None:
+        underlay = await channel.get_underlay_channel()
+        callbacks = getattr(underlay, "on_consumer_cancel_callbacks", None)
+        if callbacks is not None:
+            callbacks.add(on_cancel)
+
+    channel.close_callbacks.add(on_close)
+    reopen = getattr(channel, "reopen_callbacks", None)
+    if reopen is not None:
+        reopen.add(hook)
+    await hook()
 
 
 async def connect(ctx: ClientContext, robust: bool,
                   tracker: LossTracker) -> aio_pika.abc.AbstractConnection:
     """Connect, and hook the connection's callbacks to ``conn.lost`` / ``conn.open`` (a robust
     connection calls its close callbacks for every failed reconnect attempt too)."""
+    watch_blocked(ctx)
     kwargs: dict[str, Any] = {"client_properties": {"connection_name": ctx.cfg.connection_name},
                               "heartbeat": int(ctx.cfg.param("heartbeat", AIO_PIKA_PARAMS["heartbeat"]))}
     if robust:
@@ -50,6 +141,15 @@ async def close(conn: aio_pika.abc.AbstractConnection, tracker: LossTracker) -> 
         await conn.close()
 
 
+def stopped_by_us(ctx: ClientContext) -> bool:
+    """A CancelledError means "stop" only when the harness's SIGTERM set our flag, or our own
+    task is being cancelled (the supervisor's cancel after the self-stop grace). aio-pika also
+    cancels a pending confirm when the connection closes under it (heartbeat timeout): that is
+    an unknown outcome, not a stop."""
+    task = asyncio.current_task()
+    return ctx.stopping.is_set() or (task is not None and task.cancelling() > 0)
+
+
 async def _publish_all(ctx: ClientContext, robust: bool) -> None:
     p = ctx.cfg.param
     confirms = bool(p("publisher_confirms", AIO_PIKA_PARAMS["publisher_confirms"]))
@@ -61,6 +161,7 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
     conn = await connect(ctx, robust, tracker)
     try:
         channel = await conn.channel(publisher_confirms=confirms)
+        await watch_channel(ctx, channel, tracker)
         await channel.declare_queue(ctx.cfg.queue, durable=True)
         outbox = _aio.AsyncOutbox(ctx)
         while (mid := await outbox.next()) is not None:
@@ -72,22 +173,41 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
             except aiormq.exceptions.DeliveryError as exc:  # basic.nack
                 ctx.event("publish.fail", id=mid, error=describe(exc))
                 outbox.retry_first(mid)
+                continue
             except asyncio.CancelledError:
-                ctx.event("publish.info", id=mid, error="cancelled at SIGTERM")
-                raise
-            except Exception as exc:  # connection/channel gone or publish timed out: unknown
+                if stopped_by_us(ctx):
+                    ctx.event("publish.info", id=mid, error="stopped (SIGTERM) before the broker confirmed")
+                    raise
+                error = "confirm cancelled by aio-pika (the connection closed under it): outcome unknown"
+                ctx.event("publish.info", id=mid, error=error)
+                if not robust:
+                    raise ConnectionError(error) from None
+            except TimeoutError:
+                ctx.event("publish.info", id=mid, error=f"publish timed out: no confirm within "
+                          f"publish_timeout_s={timeout} s (outcome unknown)")
+                if not robust:
+                    raise
+            except Exception as exc:  # connection/channel gone: unknown
                 ctx.event("publish.info", id=mid, error=describe(exc))
                 if not robust:
                     raise
-                outbox.retry_first(mid)
-                # the robust connection restores itself; wait for it rather than spin
-                await asyncio.sleep(delay)
-                await conn.connected.wait()  # type: ignore[attr-defined]
-                await channel.ready()  # type: ignore[attr-defined]  # robust channel restored
             else:
                 ctx.event("publish.ok", id=mid, confirmed=confirms)
+                continue
+            # robust: the connection restores itself; wait for it (or SIGTERM) rather than spin
+            outbox.retry_first(mid)
+            if not await _aio.unless_stopping(ctx, asyncio.sleep(delay)):
+                return
+            if not await _aio.unless_stopping(ctx, _restored(conn, channel)):
+                return
     finally:
         await close(conn, tracker)
+
+
+async def _restored(conn: aio_pika.abc.AbstractConnection, channel: aio_pika.abc.AbstractChannel) -> None:
+    """The robust connection is back and has restored the channel."""
+    await conn.connected.wait()  # type: ignore[attr-defined]
+    await channel.ready()  # type: ignore[attr-defined]
 
 
 async def _consume(ctx: ClientContext, robust: bool) -> None:
@@ -103,6 +223,7 @@ async def _consume(ctx: ClientContext, robust: bool) -> None:
         conn.close_callbacks.add(on_close)
     try:
         channel = await conn.channel()
+        await watch_channel(ctx, channel, tracker)
         await channel.set_qos(prefetch_count=int(ctx.cfg.param("prefetch", AIO_PIKA_PARAMS["prefetch"])))
         queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
 

@@ -4,6 +4,17 @@ Kept apart from the strategies so that each strategy file shows only its recover
 so that every pika connection is made the same way: parameters from the run's AMQP URL, the
 heartbeat and blocked-timeout knobs set on the parameters object (not the URL), the connection
 named ``<run_id>/<proc>``, and connection.blocked reported as history events.
+
+What pika tells a BlockingConnection application, and the event each becomes:
+
+* ``add_on_connection_blocked_callback`` / ``..._unblocked_callback`` -> ``conn.blocked`` (with
+  the broker's ``reason``) / ``conn.unblocked``. BlockingConnection runs them only from
+  ``process_data_events`` (and so after a publish call returns): an application blocked inside
+  ``basic_publish`` is told nothing until the alarm clears or ``blocked_connection_timeout``
+  raises ConnectionBlockedTimeout (``publish.info`` naming that timeout).
+* ``BlockingChannel.add_on_cancel_callback`` -> ``consume.cancelled`` (the broker's basic.cancel).
+* ChannelClosedByBroker raised from a channel call -> ``channel.closed`` with reply code and text;
+  any other connection error -> ``conn.lost``.
 """
 
 from __future__ import annotations
@@ -49,10 +60,45 @@ def parameters(ctx: ClientContext) -> pika.URLParameters:
 def connect(ctx: ClientContext) -> pika.BlockingConnection:
     """Open a BlockingConnection, report connection.blocked, and write ``conn.open``."""
     conn = pika.BlockingConnection(parameters(ctx))
-    conn.add_on_connection_blocked_callback(lambda _c, _m: ctx.event("conn.blocked"))
-    conn.add_on_connection_unblocked_callback(lambda _c, _m: ctx.event("conn.unblocked"))
+    watch_blocked(ctx, conn)
     ctx.event("conn.open")
     return conn
+
+
+def watch_blocked(ctx: ClientContext, conn: pika.BlockingConnection | pika.SelectConnection) -> None:
+    """connection.blocked / unblocked as ``conn.blocked`` (with the broker's reason) and
+    ``conn.unblocked``; both connection classes call ``callback(connection, method_frame)``."""
+    conn.add_on_connection_blocked_callback(lambda _c, frame: ctx.blocked(blocked_reason(frame)))
+    conn.add_on_connection_unblocked_callback(lambda _c, _frame: ctx.unblocked())
+
+
+def blocked_reason(frame: Any) -> str | None:
+    """Connection.Blocked's ``reason`` ("low on memory", "low on disk"), when the frame has one."""
+    return getattr(getattr(frame, "method", None), "reason", None)
+
+
+def cancel_reason(frame: Any) -> str:
+    """basic.cancel carries no reason in AMQP 0-9-1; name the consumer and the usual causes."""
+    tag = getattr(getattr(frame, "method", None), "consumer_tag", "?")
+    return f"basic.cancel from the broker (consumer {tag}: queue deleted, or consumer timeout)"
+
+
+def error_text(ctx: ClientContext, exc: BaseException) -> str:
+    """``describe(exc)``, naming the deadline when it is pika's blocked-connection timeout."""
+    text = describe(exc)
+    if isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
+        limit = ctx.cfg.param("blocked_connection_timeout", PIKA_PARAMS["blocked_connection_timeout"])
+        text += f" (blocked longer than blocked_connection_timeout={limit} s)"
+    return text
+
+
+def notice(ctx: ClientContext, exc: BaseException) -> None:
+    """What an error raised by pika tells: a channel the broker closed (``channel.closed``, code
+    and text; the connection may be fine), or a connection gone (``conn.lost``)."""
+    if isinstance(exc, pika.exceptions.ChannelClosed):
+        ctx.channel_closed(exc.reply_text, exc.reply_code)
+    else:
+        ctx.event("conn.lost", error=error_text(ctx, exc))
 
 
 def declare(channel: BlockingChannel, queue: str) -> None:
@@ -83,6 +129,7 @@ def start_consumer(ctx: ClientContext, conn: pika.BlockingConnection,
                    on_message: Callable[..., None] | None = None) -> BlockingChannel:
     """Channel with the prefetch knob, the queue declared, a manual-ack consumer registered."""
     channel = conn.channel()
+    channel.add_on_cancel_callback(lambda frame: ctx.consume_cancelled(cancel_reason(frame)))
     channel.basic_qos(prefetch_count=int(ctx.cfg.param("prefetch", 100)))
     declare(channel, ctx.cfg.queue)
     channel.basic_consume(queue=ctx.cfg.queue, on_message_callback=on_message or acking_callback(ctx),
@@ -160,8 +207,8 @@ def publish_loop(ctx: ClientContext, *, confirm: bool, properties: pika.BasicPro
                 continue
             except reconnect_on as exc:
                 # connection (or channel) gone before the confirm came: outcome unknown
-                ctx.event("publish.info", id=mid, error=describe(exc))
-                ctx.event("conn.lost", error=describe(exc))
+                ctx.event("publish.info", id=mid, error=error_text(ctx, exc))
+                notice(ctx, exc)
                 outbox.retry_first(mid)
                 close_quietly(conn)
                 conn = channel = None
@@ -169,8 +216,8 @@ def publish_loop(ctx: ClientContext, *, confirm: bool, properties: pika.BasicPro
                     return
                 continue
             except BaseException as exc:
-                ctx.event("publish.info", id=mid, error=describe(exc))
-                ctx.event("conn.lost", error=describe(exc))
+                ctx.event("publish.info", id=mid, error=error_text(ctx, exc))
+                notice(ctx, exc)
                 raise
     finally:
         close_quietly(conn)
@@ -189,13 +236,11 @@ def publish_one(ctx: ClientContext, channel: BlockingChannel, mid: str, properti
 
 
 def lost(ctx: ClientContext, conn: pika.BlockingConnection | None, exc: BaseException) -> None:
-    """``conn.lost`` only for a connection that had opened: a refused reconnect attempt (broker
-    still down) lost nothing, and one event per attempt would drown the timeline."""
-    if conn is not None:
-        if isinstance(exc, pika.exceptions.ConsumerCancelled):
-            ctx.event("consume.cancelled", error=describe(exc))
-        else:
-            ctx.event("conn.lost", error=describe(exc))
+    """``conn.lost`` (or ``channel.closed``) only for a connection that had opened: a refused
+    reconnect attempt (broker still down) lost nothing, and one event per attempt would drown
+    the timeline. A cancelled consumer was recorded by its cancel callback already."""
+    if conn is not None and not isinstance(exc, pika.exceptions.ConsumerCancelled):
+        notice(ctx, exc)
 
 
 def consume_loop(ctx: ClientContext, *, delay: float, reconnect_on: Errors,

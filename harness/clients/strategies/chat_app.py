@@ -42,7 +42,7 @@ def publisher(ctx: ClientContext) -> None:
         try:
             _pika.publish_one(ctx, channel, mid, _pika.TRANSIENT, confirmed=False)
         except (pika.exceptions.AMQPError, OSError) as exc:
-            ctx.event("publish.info", id=mid, error=describe(exc))
-            ctx.event("conn.lost", error=describe(exc))
+            ctx.event("publish.info", id=mid, error=_pika.error_text(ctx, exc))
+            _pika.notice(ctx, exc)
         finally:
             _pika.close_quietly(conn)

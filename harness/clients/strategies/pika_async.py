@@ -88,8 +88,7 @@ class _Client:
 
     def _on_open(self, conn: pika.SelectConnection) -> None:
         self.was_open = True
-        conn.add_on_connection_blocked_callback(lambda _c, _m: self.ctx.event("conn.blocked"))
-        conn.add_on_connection_unblocked_callback(lambda _c, _m: self.ctx.event("conn.unblocked"))
+        _pika.watch_blocked(self.ctx, conn)
         self.ctx.event("conn.open")
         conn.channel(on_open_callback=self._on_channel)
 
@@ -120,6 +119,8 @@ class _Client:
         on a fresh connection, the same recovery as a lost connection."""
         if channel is self.channel:
             self.channel = None
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+            self.ctx.channel_closed(reason.reply_text, reason.reply_code)
         self.channel_lost(reason)
         if self.conn is not None and self.conn.is_open and not self.closing:
             self.ctx.event("conn.lost", error=f"channel closed: {describe(reason)}")
@@ -323,9 +324,9 @@ class Consumer(_Client):
 
         return ack
 
-    def _on_cancel(self, _frame: Any) -> None:
+    def _on_cancel(self, frame: Any) -> None:
         """The broker cancelled our consumer (queue deleted, ...): record it and start over."""
-        self.ctx.event("consume.cancelled", error="basic.cancel from the broker")
+        self.ctx.consume_cancelled(_pika.cancel_reason(frame))
         if self.conn is not None and self.conn.is_open and not self.closing:
             self.was_open = False
             self.ctx.event("conn.lost", error="consumer cancelled by the broker: reconnecting")

@@ -15,7 +15,6 @@ import pika.exceptions
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
-from harness.clients.strategies._common import describe
 
 NAME = "pika-naive"
 LIBRARY = "pika"
@@ -38,8 +37,8 @@ def publisher(ctx: ClientContext) -> None:
             mid = None
     except GIVE_UP_ON as exc:
         if mid is not None:
-            ctx.event("publish.info", id=mid, error=describe(exc))
-        ctx.event("conn.lost", error=describe(exc))
+            ctx.event("publish.info", id=mid, error=_pika.error_text(ctx, exc))
+        _pika.notice(ctx, exc)
         raise
     finally:
         _pika.close_quietly(conn)
@@ -52,7 +51,7 @@ def consumer(ctx: ClientContext) -> None:
         channel = _pika.start_consumer(ctx, conn)
         _pika.pump_until_stopping(ctx, conn, channel)
     except GIVE_UP_ON as exc:
-        ctx.event("conn.lost", error=describe(exc))
+        _pika.lost(ctx, conn, exc)
         raise
     finally:
         _pika.close_quietly(conn)

@@ -59,9 +59,9 @@ def publisher(ctx: ClientContext) -> None:
                     outbox.retry_first(mid)
         except pika.exceptions.AMQPError as exc:
             if mid is not None:
-                ctx.event("publish.info", id=mid, error=describe(exc))
+                ctx.event("publish.info", id=mid, error=_pika.error_text(ctx, exc))
                 outbox.retry_first(mid)
-            ctx.event("conn.lost", error=describe(exc))
+            _pika.notice(ctx, exc)
             raise
         finally:
             _pika.close_quietly(conn)
