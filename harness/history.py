@@ -92,6 +92,9 @@ def validate_event(event: Any) -> list[str]:
     if problems:
         return problems
     kind = event["kind"]
+    for key in ("kind", "role"):  # a list here is a problem, not a TypeError (unhashable)
+        if not isinstance(event[key], str):
+            return [f"{key} must be a string, not {event[key]!r:.60}"]
     if kind not in KINDS:
         return [f"unknown kind {kind!r}"]
     roles, required = KINDS[kind]

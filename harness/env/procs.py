@@ -150,7 +150,7 @@ class PidRecord:
         if data.get("procs"):
             self.save(data)
         else:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never was: nothing to remove
                 self.path.unlink()
 
     def reap(self) -> list[str]:
@@ -169,7 +169,7 @@ class PidRecord:
                 terminate(rec["pid"], rec["match"], grace=2, sig=signal.SIGKILL)
             if rec.get("pgid"):
                 kill_group(rec["pgid"], rec["match"])
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             self.path.unlink()
         return reaped
 
