@@ -48,7 +48,7 @@ def with_confirming_channel(ctx: ClientContext, body: Callable[[BlockingChannel,
     except (pika.exceptions.AMQPError, OSError) as exc:
         for mid in in_flight:
             ctx.event("publish.info", id=mid, error=describe(exc))
-        ctx.event("conn.lost", error=describe(exc))
+        _pika.notice(ctx, exc)  # channel.closed or conn.lost
         raise
     finally:
         _pika.close_quietly(conn)
@@ -78,7 +78,7 @@ def consume_with(ctx: ClientContext, on_message: Callable[..., None],
                     raise
                 on_channel_closed(exc)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        ctx.event("conn.lost", error=describe(exc))
+        _pika.notice(ctx, exc)  # channel.closed or conn.lost
         raise
     finally:
         _pika.close_quietly(conn)

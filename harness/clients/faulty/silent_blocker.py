@@ -43,13 +43,17 @@ consumer = _base.correct_consumer
 RECONNECT_ON = (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError, OSError)
 
 
+def blocked_timeout(ctx: ClientContext) -> float | None:
+    """``blocked_timeout``, else pika's own knob name ``blocked_connection_timeout``; None: none."""
+    timeout = ctx.cfg.param("blocked_timeout", ctx.cfg.param("blocked_connection_timeout", None))
+    return None if timeout is None else float(timeout)
+
+
 def _open(ctx: ClientContext) -> tuple[pika.BlockingConnection, BlockingChannel]:
     """A confirming channel on a connection with no blocked callback (the bug's half) and the
-    run's ``blocked_timeout`` as pika's blocked_connection_timeout (None: none, the other half)."""
+    run's :func:`blocked_timeout` as pika's blocked_connection_timeout (None: none, the other half)."""
     params = _pika.parameters(ctx)
-    # blocked_timeout, or pika's own knob name (which _pika.parameters already applied)
-    timeout = ctx.cfg.param("blocked_timeout", params.blocked_connection_timeout)
-    params.blocked_connection_timeout = None if timeout is None else float(timeout)
+    params.blocked_connection_timeout = blocked_timeout(ctx)
     conn = pika.BlockingConnection(params)  # deliberately: no add_on_connection_blocked_callback
     ctx.event("conn.open")
     try:
@@ -86,8 +90,11 @@ def publisher(ctx: ClientContext) -> None:
                 ctx.event("publish.fail", id=mid, error=describe(exc))
                 outbox.retry_first(mid)
             except RECONNECT_ON as exc:
-                ctx.event("publish.info", id=mid, error=describe(exc))
-                ctx.event("conn.lost", error=describe(exc))
+                text = describe(exc)
+                if isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
+                    text += f" (blocked longer than blocked_timeout={blocked_timeout(ctx)} s)"
+                ctx.event("publish.info", id=mid, error=text)
+                ctx.event("conn.lost", error=text)
                 outbox.retry_first(mid)
                 _pika.close_quietly(conn)
                 conn = channel = None
