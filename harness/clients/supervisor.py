@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness.clients import configfile
 from harness.clients.protocol import CONFIG_ENV, ClientConfig
 from harness.env import procs
 from harness.history import HistoryWriter
@@ -33,7 +34,9 @@ class ClientProcess:
                  record: procs.PidRecord | None = None) -> None:
         self.cfg = cfg
         self.command = command
+        #: evidence: the config with passwords as *** (the real one is private_config: configfile.py)
         self.config_path = run_dir / "config" / f"{cfg.proc}.json"
+        self.private_config: Path | None = None
         self.log_path = run_dir / "logs" / f"{cfg.proc}.log"
         self.popen: subprocess.Popen[bytes] | None = None
         self.writer = writer
@@ -48,21 +51,29 @@ class ClientProcess:
         return self.cfg.proc
 
     def start(self) -> None:
-        self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(self.cfg.model_dump(), indent=1))
+        # the real config (credentials) goes to a private dir in the state dir, deleted when the
+        # client exits; reports/ gets a copy with the password as *** (harness/clients/configfile.py)
+        state = self.record.path.parent if self.record is not None else None
+        self.private_config = configfile.write(self.cfg.model_dump(), configfile.private_dir(state, self.cfg.run_id),
+                                               self.config_path)
         env = dict(os.environ)
-        env[CONFIG_ENV] = str(self.config_path)
+        env[CONFIG_ENV] = str(self.private_config)
         env["PYTHONUNBUFFERED"] = "1"
         log = open(self.log_path, "ab")  # noqa: SIM115
-        self.popen = subprocess.Popen(
-            [*self.command, "--config", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, preexec_fn=procs.die_with_parent,
-        )
-        log.close()
+        try:
+            self.popen = subprocess.Popen(
+                [*self.command, "--config", str(self.private_config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, preexec_fn=procs.die_with_parent,
+            )
+        except BaseException:
+            configfile.discard(self.private_config)  # no client will read it
+            raise
+        finally:
+            log.close()
         if self.record is not None:
-            self.record.add(self.proc + "@" + self.cfg.run_id, self.popen.pid, str(self.config_path),
+            self.record.add(self.proc + "@" + self.cfg.run_id, self.popen.pid, str(self.private_config),
                             pgid=self.popen.pid)
         threading.Thread(target=self._watch, name=f"watch-{self.proc}", daemon=True).start()
 
@@ -82,6 +93,8 @@ class ClientProcess:
             expected = self.cfg.role == "publisher" and code == 0
             note = "finished" if expected else "exited on its own"
         self.writer.write("proc.exit", target=self.proc, code=code, expected=expected, note=note)
+        if self.private_config is not None:
+            configfile.discard(self.private_config)
         if self.record is not None:
             self.record.remove(self.proc + "@" + self.cfg.run_id)
         self.exited.set()
