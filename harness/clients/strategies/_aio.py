@@ -25,6 +25,15 @@ async def until_stopping(ctx: ClientContext) -> None:
         await asyncio.sleep(POLL_S)
 
 
+def stopped_by_us(ctx: ClientContext) -> bool:
+    """A CancelledError means "stop" only when the harness's SIGTERM set our flag, or our own
+    task is being cancelled (the supervisor's cancel after the self-stop grace). A library may
+    also cancel a pending call when the connection closes under it (aio-pika cancels the
+    pending confirm at a heartbeat timeout): that is an unknown outcome, not a stop."""
+    task = asyncio.current_task()
+    return ctx.stopping.is_set() or (task is not None and task.cancelling() > 0)
+
+
 async def unless_stopping(ctx: ClientContext, aw: Awaitable[object]) -> bool:
     """Await ``aw`` unless SIGTERM comes first: True when it finished (its error propagates),
     False when stopping (``aw`` is cancelled). A reconnect wait must not hold the process past

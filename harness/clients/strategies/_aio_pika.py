@@ -128,6 +128,10 @@ async def connect(ctx: ClientContext, robust: bool,
         conn = await aio_pika.connect(ctx.cfg.amqp_url, **kwargs)
 
     def on_close(_conn: Any, exc: BaseException | None = None) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            # aiormq cancels its reader when the peer went silent past the heartbeat grace
+            exc = ConnectionError("aio-pika closed the connection with CancelledError (its heartbeat check "
+                                  "cancels the reader when no frame arrives in time)")
         tracker.lost(exc or ConnectionError("closed"))
 
     conn.close_callbacks.add(on_close)
@@ -139,15 +143,6 @@ async def close(conn: aio_pika.abc.AbstractConnection, tracker: LossTracker) -> 
     tracker.closing = True
     if not conn.is_closed:
         await conn.close()
-
-
-def stopped_by_us(ctx: ClientContext) -> bool:
-    """A CancelledError means "stop" only when the harness's SIGTERM set our flag, or our own
-    task is being cancelled (the supervisor's cancel after the self-stop grace). aio-pika also
-    cancels a pending confirm when the connection closes under it (heartbeat timeout): that is
-    an unknown outcome, not a stop."""
-    task = asyncio.current_task()
-    return ctx.stopping.is_set() or (task is not None and task.cancelling() > 0)
 
 
 async def _publish_all(ctx: ClientContext, robust: bool) -> None:
@@ -175,7 +170,7 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
                 outbox.retry_first(mid)
                 continue
             except asyncio.CancelledError:
-                if stopped_by_us(ctx):
+                if _aio.stopped_by_us(ctx):
                     ctx.event("publish.info", id=mid, error="stopped (SIGTERM) before the broker confirmed")
                     raise
                 error = "confirm cancelled by aio-pika (the connection closed under it): outcome unknown"

@@ -4,6 +4,17 @@ aioamqp has no recovery of its own: it reports a dead connection through the ``o
 callback and ``protocol.wait_closed()``, and the application must reconnect, reopen the
 channel, redeclare the queue and consume again. The two strategies differ only in whether the
 application does that (``reconnect=True``) or gives up.
+
+What aioamqp tells the application, and the event each becomes:
+
+* ``on_error`` / ``wait_closed()`` -> ``conn.lost``.
+* ``channel.add_cancellation_callback`` (basic.cancel from the broker) -> ``consume.cancelled``.
+* a channel the broker closed: pending calls fail with ``ChannelClosed(code, message)`` ->
+  ``channel.closed`` with code and text; a consumer, which has no pending call, sees only the
+  channel's ``close_event`` (aioamqp keeps no reason) -> ``channel.closed`` without a code.
+* connection.blocked: never. aioamqp tells the broker it does not support it (client capability
+  ``connection.blocked: false``), so the broker sends nothing and a blocked publish just waits;
+  only ``publish_timeout_s`` ends that wait (``publish.info`` naming the timeout).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from typing import Any
 
 import aioamqp
 import aioamqp.exceptions
+import aioamqp.protocol
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
@@ -37,6 +49,8 @@ class Session:
         self.transport: Any = None
         self.protocol: Any = None
         self.channel: Any = None
+        #: set by the broker's basic.cancel of our consumer
+        self.cancelled = asyncio.Event()
 
     async def open(self, confirm: bool = False) -> Session:
         p = self.ctx.cfg.param
@@ -46,10 +60,31 @@ class Session:
             on_error=self.tracker.lost)
         self.tracker.opened()
         self.channel = await self.protocol.channel()
+        self.channel.add_cancellation_callback(self._on_cancel)
         await self.channel.queue_declare(self.ctx.cfg.queue, durable=True)
         if confirm:
             await self.channel.confirm_select()
         return self
+
+    async def _on_cancel(self, _channel: Any, consumer_tag: str) -> None:
+        self.ctx.consume_cancelled(f"basic.cancel from the broker (consumer {consumer_tag}: queue deleted, "
+                                   "or consumer timeout)")
+        self.cancelled.set()
+
+    @property
+    def connection_open(self) -> bool:
+        """The connection is neither closing nor closed. aioamqp sets ``state`` before it fails
+        the channels (server close: CLOSING; socket lost: CLOSED), so a channel close seen while
+        this is true was the channel's alone."""
+        return self.protocol is not None and self.protocol.state == aioamqp.protocol.OPEN
+
+    def notice(self, exc: BaseException) -> None:
+        """An error from a channel call: the broker closed the channel (the connection is still
+        open) -> ``channel.closed``; otherwise the connection is gone -> ``conn.lost``."""
+        if isinstance(exc, aioamqp.exceptions.ChannelClosed) and self.connection_open:
+            self.ctx.channel_closed(exc.message, exc.code)
+        else:
+            self.tracker.lost(exc)
 
     async def close(self) -> None:
         self.tracker.closing = True
@@ -91,20 +126,32 @@ async def _publish_all(ctx: ClientContext, reconnect: bool) -> None:
             except aioamqp.exceptions.PublishFailed as exc:  # basic.nack
                 ctx.event("publish.fail", id=mid, error=describe(exc))
                 outbox.retry_first(mid)
+                continue
             except asyncio.CancelledError:
-                ctx.event("publish.info", id=mid, error="cancelled at SIGTERM")
-                raise
+                if _aio.stopped_by_us(ctx):
+                    ctx.event("publish.info", id=mid, error="stopped (SIGTERM) before the broker confirmed")
+                    raise
+                error: BaseException = ConnectionError("publish cancelled by the library: outcome unknown")
+                ctx.event("publish.info", id=mid, error=describe(error))
+                tracker.lost(error)
+            except TimeoutError:
+                ctx.event("publish.info", id=mid, error=f"publish timed out: no confirm within "
+                          f"publish_timeout_s={timeout:g} s (outcome unknown)")
+                error = TimeoutError(f"no confirm within publish_timeout_s={timeout:g} s")
+                tracker.lost(error)
             except CONN_ERRORS as exc:
                 ctx.event("publish.info", id=mid, error=describe(exc))
-                tracker.lost(exc)
-                if not reconnect:
-                    raise
-                outbox.retry_first(mid)
-                await session.close()
-                session = None
-                await asyncio.sleep(delay)
+                session.notice(exc)
+                error = exc
             else:
                 ctx.event("publish.ok", id=mid, confirmed=confirm)
+                continue
+            if not reconnect:
+                raise error
+            outbox.retry_first(mid)
+            await session.close()
+            session = None
+            await asyncio.sleep(delay)
     finally:
         if session is not None:
             await session.close()
@@ -130,14 +177,8 @@ async def _consume(ctx: ClientContext, reconnect: bool) -> None:
             await session.open()
             await session.channel.basic_qos(prefetch_count=prefetch)
             await session.channel.basic_consume(on_message, queue_name=ctx.cfg.queue, no_ack=False)
-            stop = asyncio.ensure_future(_aio.until_stopping(ctx))
-            closed = asyncio.ensure_future(session.protocol.wait_closed())
-            await asyncio.wait([stop, closed], return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            closed.cancel()
-            if ctx.stopping.is_set():
+            if await _watch(ctx, session, reconnect):
                 return
-            raise ConnectionError("connection closed (wait_closed returned)")
         except (*CONN_ERRORS, ConnectionError) as exc:
             tracker.lost(exc)
             if not reconnect:
@@ -145,6 +186,37 @@ async def _consume(ctx: ClientContext, reconnect: bool) -> None:
         finally:
             await session.close()
         await asyncio.sleep(delay)
+
+
+async def _watch(ctx: ClientContext, session: Session, reconnect: bool) -> bool:
+    """Wait for SIGTERM (returns True) or the connection's end (raises ConnectionError). A
+    channel the broker closed or a consumer it cancelled is recorded; the reconnecting strategy
+    then starts over on a fresh connection (returns False), the naive one keeps waiting."""
+    stop = asyncio.ensure_future(_aio.until_stopping(ctx))
+    closed = asyncio.ensure_future(session.protocol.wait_closed())
+    channel_closed = asyncio.ensure_future(session.channel.close_event.wait())
+    cancelled = asyncio.ensure_future(session.cancelled.wait())
+    waits = {stop, closed, channel_closed, cancelled}
+    try:
+        while True:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if ctx.stopping.is_set():
+                return True
+            if closed.done():
+                raise ConnectionError("connection closed (wait_closed returned)")
+            if channel_closed.done() and channel_closed in waits:
+                waits.discard(channel_closed)
+                if session.connection_open:
+                    ctx.channel_closed("channel closed by the broker (aioamqp keeps no reason)")
+                    if reconnect:
+                        return False
+            if cancelled.done() and cancelled in waits:
+                waits.discard(cancelled)
+                if reconnect:
+                    return False
+    finally:
+        for fut in (stop, closed, channel_closed, cancelled):
+            fut.cancel()
 
 
 def publisher(ctx: ClientContext, reconnect: bool) -> None:

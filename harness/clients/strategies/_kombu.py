@@ -5,6 +5,20 @@ kombu retries inside the library (``Connection.ensure``), so the history hooks a
 callbacks: ``errback`` (an error; also our chance to stop on SIGTERM, since the retry sleep is
 otherwise uninterruptible), ``on_revive`` (reconnected; the re-send follows at once) and
 ``callback`` (called about once a second while it waits to reconnect).
+
+What kombu / py-amqp tells the application, and the event each becomes:
+
+* ``Connection(on_blocked=..., on_unblocked=...)`` (py-amqp's, passed through kombu's
+  ``transport_options``) -> ``conn.blocked`` / ``conn.unblocked``. py-amqp calls them while it
+  reads frames, including while a confirmed publish waits for its ack, so a blocked publisher
+  is told at once; py-amqp's reason is its own fixed text ("connection blocked, see broker
+  logs"), not the broker's.
+* ConsumerCancelled raised from ``drain_events`` (basic.cancel; kombu registers no on_cancel)
+  -> ``consume.cancelled``.
+* a ChannelError raised from a channel call (404 NOT_FOUND, 406 PRECONDITION_FAILED, ...) ->
+  ``channel.closed`` with its reply code and text; a connection error -> ``conn.lost``.
+* ``confirm_timeout_s`` (kombu's ``Producer.publish(confirm_timeout=...)``; unset = wait
+  forever, kombu's default) running out -> ``publish.info`` naming that timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import amqp.exceptions
 import kombu
 from kombu import Connection, Producer, Queue
 
@@ -22,8 +37,8 @@ from harness.clients.strategies._common import LossTracker, Outbox, describe, re
 #: RabbitMQ proposes and what the drain-loop pattern exists to service. The retry policy values
 #: are Connection.ensure's defaults (retry forever, 1 s apart).
 KOMBU_PARAMS: dict[str, Any] = {"heartbeat": 60, "prefetch": 100, "confirm_publish": True,
-                                "max_retries": None, "interval_start": 1.0, "interval_step": 1.0,
-                                "interval_max": 1.0}
+                                "confirm_timeout_s": None, "max_retries": None, "interval_start": 1.0,
+                                "interval_step": 1.0, "interval_max": 1.0}
 
 
 class Stopped(Exception):
@@ -36,7 +51,30 @@ def connection(ctx: ClientContext) -> Connection:
                       transport_options={
                           "confirm_publish": bool(p("confirm_publish", KOMBU_PARAMS["confirm_publish"])),
                           "client_properties": {"connection_name": ctx.cfg.connection_name},
+                          # py-amqp's connection.blocked hooks (kombu passes transport_options on)
+                          "on_blocked": ctx.blocked,
+                          "on_unblocked": ctx.unblocked,
                       })
+
+
+def notice(ctx: ClientContext, tracker: LossTracker, exc: BaseException) -> None:
+    """What an error kombu raised tells: a consumer the broker cancelled, a channel it closed
+    (the connection may be fine), or a lost connection (once per outage)."""
+    if isinstance(exc, amqp.exceptions.ConsumerCancelled):
+        ctx.consume_cancelled(f"basic.cancel from the broker (consumer {exc.reply_text}: queue deleted, "
+                              "or consumer timeout)")
+    elif isinstance(exc, amqp.exceptions.ChannelError):
+        ctx.channel_closed(exc.reply_text or describe(exc), exc.reply_code)
+    else:
+        tracker.lost(exc)
+
+
+def error_text(ctx: ClientContext, exc: BaseException) -> str:
+    """``describe(exc)``, naming the confirm deadline when that is what ran out."""
+    limit = ctx.cfg.param("confirm_timeout_s", KOMBU_PARAMS["confirm_timeout_s"])
+    if limit is not None and isinstance(exc, TimeoutError):
+        return f"confirm timed out: no broker ack within confirm_timeout_s={limit} s (outcome unknown)"
+    return describe(exc)
 
 
 def queue(ctx: ClientContext) -> Queue:
@@ -78,10 +116,13 @@ def publisher(ctx: ClientContext) -> None:
     stop = check_stopping(ctx)
     outbox = Outbox(ctx)
     current: list[str] = []  # the id inside publish(), for the callbacks
+    limit = ctx.cfg.param("confirm_timeout_s", KOMBU_PARAMS["confirm_timeout_s"])
+    # only when set: kombu before 5.3 has no confirm_timeout keyword
+    deadline: dict[str, Any] = {} if limit is None else {"confirm_timeout": float(limit)}
 
     def errback(exc: BaseException, _interval: float) -> None:
         if tracker.lost(exc) and current:
-            ctx.event("publish.info", id=current[0], error=describe(exc))
+            ctx.event("publish.info", id=current[0], error=error_text(ctx, exc))
         stop()
 
     def on_revive(_channel: Any) -> None:
@@ -101,7 +142,7 @@ def publisher(ctx: ClientContext) -> None:
                 producer.publish(mid.encode(), routing_key=ctx.cfg.queue, declare=[q], delivery_mode=2,
                                  content_type="application/octet-stream", content_encoding="binary",
                                  retry=True, retry_policy={**retry_policy(ctx), "errback": errback,
-                                                           "on_revive": on_revive})
+                                                           "on_revive": on_revive}, **deadline)
             except Stopped:
                 ctx.event("publish.info", id=mid, error="stopped by SIGTERM while reconnecting")
                 return
@@ -110,8 +151,8 @@ def publisher(ctx: ClientContext) -> None:
                     ctx.event("publish.fail", id=mid, error=describe(exc))
                     outbox.retry_first(mid)
                     continue
-                ctx.event("publish.info", id=mid, error=describe(exc))
-                tracker.lost(exc)
+                ctx.event("publish.info", id=mid, error=error_text(ctx, exc))
+                notice(ctx, tracker, exc)
                 raise
             ctx.event("publish.ok", id=mid, confirmed=confirmed)
     except Stopped:

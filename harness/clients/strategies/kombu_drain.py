@@ -48,13 +48,16 @@ def consumer(ctx: ClientContext) -> None:
                         except TimeoutError:  # socket.timeout: nothing arrived, service heartbeats
                             conn.heartbeat_check()
             except (*recoverable, OSError) as exc:
-                tracker.lost(exc)
+                _kombu.notice(ctx, tracker, exc)
                 conn.release()
                 conn = conn.clone()
             except _kombu.Stopped:
                 return
             except Exception as exc:
-                ctx.event("conn.lost", error=describe(exc))
+                if isinstance(exc, conn.channel_errors):
+                    _kombu.notice(ctx, tracker, exc)
+                else:
+                    ctx.event("conn.lost", error=describe(exc))
                 raise
     finally:
         conn.release()

@@ -53,11 +53,12 @@ class Worker(ConsumerMixin):
             self.should_stop = True
 
     def consume(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        # run() swallows the connection error that ends consume(); record it on the way out
+        # run() swallows the connection or channel error that ends consume() (and reconnects);
+        # record it on the way out
         try:
             yield from super().consume(*args, **kwargs)
-        except self.connection_errors as exc:
-            self.tracker.lost(exc)
+        except (*self.connection_errors, *self.channel_errors) as exc:
+            _kombu.notice(self.ctx, self.tracker, exc)
             raise
 
 
