@@ -37,7 +37,19 @@ Reports = Annotated[Path | None, typer.Option(help="results store [default: repo
 Count = Annotated[int | None, typer.Option(help="messages the publisher publishes [default: 1000]")]
 Rate = Annotated[float | None, typer.Option(help="publish rate, msg/s, 0 = unthrottled [default: 100]")]
 Warmup = Annotated[float | None, typer.Option(help="seconds of traffic before the fault [default: 2]")]
-FaultFor = Annotated[float | None, typer.Option(help="seconds the fault is held before heal [default: 4]")]
+FaultFor = Annotated[float | None, typer.Option(help="seconds a bare fault is held before heal (0 < s <= 3600) "
+                                                    "[default: the fault's own: 4 s, alarms 20 s, a silent fault "
+                                                    "the clients' heartbeat detection window + margin]")]
+MaxStall = Annotated[float | None, typer.Option("--max-stall", help="expectation: ready messages, consumer up, "
+                                                "nothing delivered for at most this many s [default: 10]")]
+MaxBusy = Annotated[float | None, typer.Option("--max-busy", help="expectation: the consumer holds one delivery "
+                                               "unacked for at most this many s [default: no limit]")]
+MaxBlock = Annotated[float | None, typer.Option("--max-block", help="expectation: a publish waits silently for at "
+                                                "most this many s [default: 10]")]
+MaxDetection = Annotated[float | None, typer.Option("--max-detection", help="expectation: the client notices the "
+                                                    "fault within this many s [default: no limit]")]
+MaxRecovery = Annotated[float | None, typer.Option("--max-recovery", help="expectation: publishing and consuming "
+                                                   "resume within this many s of the heal [default: 30]")]
 Work = Annotated[float | None, typer.Option(help="consumer processing time per message, s [default: 0.015]")]
 Seed = Annotated[int | None, typer.Option(help="seed for anything random; recorded in results.json")]
 Param = Annotated[list[str] | None, typer.Option("--param", help="client knob KEY=VALUE (repeatable)")]
@@ -168,7 +180,8 @@ def run(
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
-    config_file: ConfigFile = None,
+    config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
+    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None,
 ) -> None:
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
     from harness.clients.registry import command_for
@@ -178,7 +191,9 @@ def run(
     try:
         cfg = _config(config_file, count=count, rate=rate, warmup=warmup, fault_for=fault_for, work=work, seed=seed,
                       reports_dir=reports_dir, state_dir=state_dir, base_port=base_port, params=_params(param),
-                      backend=backend, amqp_url=amqp_url, management_url=management_url)
+                      backend=backend, amqp_url=amqp_url, management_url=management_url,
+                      max_stall_s=max_stall, max_busy_s=max_busy, max_block_s=max_block,
+                      max_detection_s=max_detection, max_recovery_s=max_recovery)
         if client is None and client_cmd is None:
             raise ChaosError("no client given", "pass --client NAME (see `rabbit-chaos clients`) or --client-cmd CMD")
         command = command_for(client_cmd) if client_cmd else None
@@ -192,7 +207,8 @@ def run(
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
             spec = RunSpec(client=label, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
-                           warmup_s=cfg.warmup, fault_s=cfg.fault_for, work_s=cfg.work, params=cfg.params)
+                           warmup_s=cfg.warmup, fault_s=cfg.fault_for, work_s=cfg.work, params=cfg.params,
+                           check_options=cfg.check_options())
             doc = run_cell(env, spec, cfg.reports_dir, command=command)
     except ChaosError as exc:
         _fail(exc)
@@ -216,7 +232,8 @@ def matrix(
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
-    config_file: ConfigFile = None,
+    config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
+    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None,
 ) -> None:
     """Run every client × fault cell on one broker, print the table, write report.html."""
     from harness.clients.registry import command_for
@@ -230,7 +247,8 @@ def matrix(
                       work=work, warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir,
                       state_dir=state_dir,
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
-                      management_url=management_url)
+                      management_url=management_url, max_stall_s=max_stall, max_busy_s=max_busy,
+                      max_block_s=max_block, max_detection_s=max_detection, max_recovery_s=max_recovery)
         for item in client_cmd or []:
             label, eq, cmdline = item.partition("=")
             if not eq or not label or not cmdline:

@@ -8,6 +8,7 @@ key, so a typo never silently falls back to a default.
     count = 1000
     rate = 100.0
     backend = "local"
+    max_block_s = 5.0        # the scenario's expectations: the checker's deadlines
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ class ChaosConfig(BaseModel):
     count: int = Field(1000, ge=1, le=10_000_000)
     rate: float = Field(100.0, ge=0, le=100_000, allow_inf_nan=False)
     warmup: float = Field(2.0, ge=0, le=3600, allow_inf_nan=False)
-    fault_for: float = Field(4.0, ge=0)
+    fault_for: float | None = Field(None, gt=0, le=3600, allow_inf_nan=False,
+                                    description="seconds a bare fault is held; None: the fault's default "
+                                                "(4 s; alarms 20 s; a silent fault: the clients' detection window)")
+    # the scenario's expectations (the checker's deadlines, CheckOptions fields); None: its default
+    max_stall_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    max_busy_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    max_block_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    max_detection_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    max_recovery_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
     work: float = Field(0.015, ge=0, le=60, allow_inf_nan=False,
                         description="consumer processing time per message, seconds: 15 ms "
                         "(~66 msg/s) is a bit slower than the default 100 msg/s, so a fault meets a backlog")
@@ -44,6 +53,29 @@ class ChaosConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="client strategy knobs")
     client_cmds: dict[str, str] = Field(default_factory=dict,
                                         description="label -> command line of a user's own client (any language)")
+
+
+    def check_options(self) -> dict[str, float]:
+        """The deadlines the user set, as RunSpec.check_options (CheckOptions field names)."""
+        return {k: v for k in DEADLINES if (v := getattr(self, k)) is not None}
+
+
+#: the checker's deadlines a scenario may set (CLI --max-stall ..., TOML max_stall_s ..., chaos_run(...))
+DEADLINES = ("max_stall_s", "max_busy_s", "max_block_s", "max_detection_s", "max_recovery_s")
+
+
+def check_deadlines(options: dict[str, Any]) -> dict[str, Any]:
+    """Validate deadlines given as keywords (pytest ``chaos_run(..., max_stall_s=5)``): each finite
+    and > 0, or None (the checker's default). One ChaosError naming the first bad one."""
+    import math
+
+    for key in DEADLINES:
+        value = options.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise ChaosError(f"{key}={value!r} is not a deadline", f"give {key} as seconds > 0, e.g. {key}=10")
+    return options
 
 
 def _table_from(path: Path) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
             emit("cell-start", info)
             spec = RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + i,
                            count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
-                           work_s=cfg.work, params=cfg.params)
+                           work_s=cfg.work, params=cfg.params, check_options=cfg.check_options())
             try:
                 cmd = command_for(cfg.client_cmds[client]) if client in cfg.client_cmds else None
                 doc = run_cell(env, spec, out, command=cmd)

@@ -123,6 +123,13 @@ def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
     reports.mkdir(parents=True, exist_ok=True)
 
     def run(client: str, fault: str = "none", **spec: Any) -> RunOutcome:
+        """``spec``: RunSpec fields, plus the scenario's deadlines as keywords (max_stall_s,
+        max_busy_s, max_block_s, max_detection_s, max_recovery_s) into its check_options."""
+        from harness.config import DEADLINES, check_deadlines
+
+        deadlines = check_deadlines({k: spec.pop(k) for k in DEADLINES if k in spec})
+        if deadlines:
+            spec["check_options"] = {**spec.get("check_options", {}), **deadlines}
         try:
             doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
         except FaultUnavailable as exc:

@@ -4,7 +4,9 @@ One OS process per publisher/consumer, each in its own session (a Ctrl-C at the 
 reaches the harness, which then stops clients in order, instead of killing them mid-write).
 How a process ends is itself evidence: the harness writes ``proc.exit`` with ``expected``
 telling the checker whether the harness asked for it (SIGTERM at the end of a run, or a
-publisher finishing its work) or the process died on its own.
+publisher finishing its work) or the process died on its own. Before it signals a client the
+harness writes ``proc.signal`` (target, signal, why): whatever the client writes after it is its
+reaction to being stopped, never its detection of a fault.
 """
 
 from __future__ import annotations
@@ -116,34 +118,50 @@ class ClientProcess:
     def abort(self, reason: str, grace: float) -> None:
         """Stop a process the run cannot wait for; its end is recorded as not expected."""
         self.abort_reason = reason
-        self.stop(grace)
+        self.stop(grace, why=reason)
 
-    def stop(self, grace: float) -> tuple[int | None, bool]:
-        """SIGTERM, then SIGKILL after ``grace``. Returns (exit code, honoured SIGTERM)."""
+    def signal(self, sig: signal.Signals, why: str) -> None:
+        """Write ``proc.signal`` first, then signal the process group (already gone is fine)."""
+        if self.popen is None:
+            return  # never started: nothing to signal
+        self.writer.write("proc.signal", target=self.proc, signal=sig.name, why=why)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, grace: float, why: str = "end of the run") -> tuple[int | None, bool]:
+        """SIGTERM, then SIGKILL after ``grace``; each announced by ``proc.signal`` (with
+        ``why``) before it is sent. Returns (exit code, honoured SIGTERM)."""
         if self.popen is None:
             return None, True
         if self.popen.poll() is not None:
             return self.popen.returncode, True
         self.terminated_by_us = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
+        self.signal(signal.SIGTERM, why)
         code = self.wait(grace)
         if code is not None:
             self.exited.wait(5)
             return code, True
         self.killed_by_us = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.signal(signal.SIGKILL, f"ignored SIGTERM for {grace:g} s ({why})")
         code = self.wait(5)
         self.exited.wait(5)
         return code, False
 
 
+#: notices after which a consumer's unacked deliveries are void: the broker requeues what was
+#: delivered on a lost connection, closed channel or cancelled consumer, and the client can no
+#: longer ack it (the broker redelivers it instead)
+RELEASES = frozenset({"conn.lost", "channel.closed", "consume.cancelled"})
+
+
 class HistoryTail:
-    """Incrementally count event kinds in one growing JSONL file (no re-reading).
+    """Incrementally follow one growing JSONL history file (no re-reading).
 
     The runner awaits events ("the consumer has connected", "no delivery for 2 s") by polling
-    this, which costs only the new bytes each time.
+    this, which costs only the new bytes each time. Beside counts per kind it keeps what the
+    phases ask for: the ids the client holds delivered but not acked (``unacked``; cleared by
+    a lost connection, closed channel or cancelled consumer, see RELEASES) and the client's
+    ``client.start`` event (its declared heartbeat window).
     """
 
     def __init__(self, path: Path) -> None:
@@ -152,6 +170,8 @@ class HistoryTail:
         self._partial = b""
         self.counts: dict[str, int] = {}
         self.last_t: dict[str, float] = {}
+        self.unacked: set[str] = set()
+        self.started: dict[str, object] | None = None
 
     def poll(self) -> None:
         try:
@@ -168,9 +188,29 @@ class HistoryTail:
                 ev = json.loads(line)
             except ValueError:
                 continue
-            kind = ev.get("kind", "?")
-            self.counts[kind] = self.counts.get(kind, 0) + 1
-            self.last_t[kind] = ev.get("t", time.monotonic())
+            if not isinstance(ev, dict):
+                continue
+            self.feed(ev)
+
+    def feed(self, ev: dict[str, object]) -> None:
+        """Account one event (``poll`` calls it per line; tests call it directly)."""
+        kind = str(ev.get("kind", "?"))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        t = ev.get("t")
+        self.last_t[kind] = t if isinstance(t, float | int) else time.monotonic()
+        if kind == "deliver":
+            self.unacked.add(str(ev.get("id")))
+        elif kind == "ack":
+            self.unacked.discard(str(ev.get("id")))
+        elif kind in RELEASES:
+            self.unacked.clear()
+        elif kind == "client.start" and self.started is None:
+            self.started = ev
+
+    def held(self) -> int:
+        """Deliveries the client holds unacknowledged right now (after reading new lines)."""
+        self.poll()
+        return len(self.unacked)
 
     def count(self, kind: str) -> int:
         self.poll()
