@@ -51,6 +51,7 @@ class ComposeBroker:
         self.boot_timeout = boot_timeout
         self.mgmt = Management("http://127.0.0.1:15672", user, password)
         self.boot_s: float | None = 0.0
+        self.reaped: list[str] = []  # vhosts of killed earlier runs deleted by start()
         self._paused = False
 
     @property
@@ -75,6 +76,9 @@ class ComposeBroker:
                 raise ChaosError(f"container {name} is {c.status}, not running",
                                  "run `docker compose up -d --wait` first")
         self.wait_ready(self.boot_timeout)
+        from harness.env.external import reap_orphans
+
+        self.reaped = reap_orphans(self.mgmt)  # the container outlives runs: so do killed runs' vhosts
         return self
 
     def stop(self) -> None:

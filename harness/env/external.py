@@ -3,12 +3,15 @@
 The user gives an AMQP URL and, optionally, a management URL; credentials come from the URL or
 from RABBIT_CHAOS_USER / RABBIT_CHAOS_PASSWORD, and are never logged or written to results
 (every URL we print goes through :func:`redact`). The management API must accept the user with
-the ``administrator`` tag: each run creates and deletes its own vhost. Faults that need the
-broker process (restart, crash, pause) are unavailable here, with that reason.
+the ``administrator`` tag: each run creates and deletes its own vhost, labelled with its owner
+process, and ``start()`` deletes the labelled vhosts of killed earlier runs from this host (see
+harness/env/management.py). Faults that need the broker process (restart, crash, pause) are
+unavailable here, with that reason.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -16,7 +19,24 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from harness.env.management import Management
-from harness.errors import ChaosError
+from harness.errors import ChaosError, HarnessFailure
+
+log = logging.getLogger(__name__)
+
+
+def reap_orphans(mgmt: Management) -> list[str]:
+    """Delete the vhosts of earlier runs on this host that were killed before they could (their
+    owner process is gone; see management.py). Never fails the start: a broker that refuses is
+    named in a warning, and the leftovers wait for the next start."""
+    try:
+        names = mgmt.reap_orphan_vhosts()
+    except HarnessFailure as exc:
+        log.warning("could not check the broker for vhosts left by killed runs: %s", exc)
+        return []
+    if names:
+        log.warning("deleted %d vhost(s) left by killed rabbit-chaos runs on this host: %s",
+                    len(names), ", ".join(names))
+    return names
 
 
 def redact(url: str) -> str:
@@ -50,6 +70,8 @@ class ExternalBroker:
                                or f"http://{self.host}:15672")
         self.mgmt = Management(self.management_url, self.user, self.password)
         self.boot_s: float | None = 0.0
+        #: vhosts of killed earlier runs deleted by start()
+        self.reaped: list[str] = []
 
     @property
     def proxy_upstream(self) -> str:
@@ -89,6 +111,7 @@ class ExternalBroker:
         if "administrator" not in tags:
             raise ChaosError(f"user {self.user!r} is not an administrator (tags: {tags})",
                              "each run creates its own vhost: give the user the administrator tag")
+        self.reaped = reap_orphans(self.mgmt)
         return self
 
     def stop(self) -> None:
