@@ -238,7 +238,9 @@ def ours_state_dir(pid: int) -> Path | None:
     (RABBITMQ_LOG_BASE = <state>/broker/log); our proxy writes its output to <state>/proxy/toxiproxy.log."""
     env = _environ_dict(pid)
     if env.get("RABBITMQ_NODENAME", "").startswith("rabbit_chaos_") and env.get("RABBITMQ_LOG_BASE"):
-        return Path(env["RABBITMQ_LOG_BASE"]).parent.parent
+        broker_dir = Path(env["RABBITMQ_LOG_BASE"]).parent
+        # <state>/broker/log in an Environment's layout; <state>/log for a LocalBroker of its own
+        return broker_dir.parent if broker_dir.name == "broker" else broker_dir
     if "harness.proxy" in cmdline(pid):
         with contextlib.suppress(OSError):
             log = Path(os.readlink(f"/proc/{pid}/fd/1"))
@@ -260,7 +262,8 @@ def describe_holder(port: int) -> tuple[str, str | None]:
         return f"by {name} (pid {pid})", None
     if str(state) == "?":
         return f"by a rabbit-chaos proxy (pid {pid}) of another run", None
-    owner = PidRecord(state / "broker" / "pids.json").load().get("owner")
+    record = state / "broker" / "pids.json"
+    owner = PidRecord(record if record.exists() else state / "pids.json").load().get("owner")
     if isinstance(owner, int) and owner != os.getpid() and alive(owner):
         return (f"by a rabbit-chaos {name} (pid {pid}) of a run still going (harness pid {owner}) "
                 f"under state dir {state}"), None

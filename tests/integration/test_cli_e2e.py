@@ -1,5 +1,6 @@
-"""The CLI end to end on a real broker: a run's evidence on disk, and Ctrl-C during a matrix
-(finished cells kept, report still written, nothing of ours left running)."""
+"""The CLI end to end on a real broker: Ctrl-C (SIGINT) and SIGTERM during a matrix (finished
+cells kept, the signal and the unrun cells recorded, report still written, one line printed,
+nothing of ours left running), and SIGTERM during a run. Ports 24300-24304 (hardening-D)."""
 
 import json
 import signal
@@ -26,28 +27,40 @@ def ours_running(base_port: int, reports: Path) -> list[str]:
     return found
 
 
-def test_ctrl_c_keeps_finished_cells_and_writes_the_report(tmp_path: Path):
-    base, reports = 23072, tmp_path / "reports"
+def _wait_for(pred: object, proc: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not pred():  # type: ignore[operator]
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_matrix_keeps_finished_cells_and_says_so(tmp_path: Path, sig: int, code: int):
+    base, reports = 24300, tmp_path / "reports"
     cmd = [*CLI, "matrix", "--clients", "pika-recover", "--faults", "none,connection-cut,none",
            "--count", "400", "--rate", "100", "--warmup", "1", "--fault-for", "2",
            "--reports-dir", str(reports), "--state-dir", str(tmp_path / "state"), "--base-port", str(base)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not list(reports.glob("matrix-*/*/results.json")):
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.2)
-        time.sleep(2)  # into the second cell
-        proc.send_signal(signal.SIGINT)
+        _wait_for(lambda: list(reports.glob("matrix-*/*/results.json")), proc, 180)
+        _wait_for(lambda: len(list(reports.glob("matrix-*/*/history"))) >= 2, proc, 60)  # into the 2nd cell
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, out
+    name = signal.Signals(sig).name
+    assert proc.returncode == code, out
     [mdir] = list(reports.glob("matrix-*"))
     meta = json.loads((mdir / "matrix.json").read_text())
-    assert meta["interrupted"] is True
-    assert len(meta["runs"]) == 1, meta
+    assert meta["interrupted"] is True and meta["interrupted_by"] == name, meta
+    assert meta["runs"][0] and len(meta["runs"]) <= 2, meta
+    assert {"client": "pika-recover", "fault": "none", "repeat": 0} in meta["unrun"], meta
     assert (mdir / "report.html").exists()
-    assert "interrupted: finished cells kept" in out
+    assert out.strip().splitlines()[-1] == f"interrupted by {name}: results so far in {mdir}", out
+    assert "Traceback" not in out
     assert ours_running(base, reports) == []
+    # the store re-renders, the interrupted run (if the engine recorded it) listed
+    res = subprocess.run([*CLI, "report", str(reports)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"({len(meta['runs'])} runs)" in res.stdout, res.stdout

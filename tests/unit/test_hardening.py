@@ -271,9 +271,6 @@ def test_split_faults_on_commas_that_start_a_fault(text, want):
 def test_matrix_accepts_the_docs_fault_syntax(tmp_path, monkeypatch):
     seen: list[list[str]] = []
 
-    class Stop(Exception):
-        pass
-
     def fake_env(cfg: Any) -> Any:
         seen.append(list(cfg.faults))
         raise ChaosError("stop here", "test")
