@@ -3,17 +3,19 @@
     from harness.checker import check
     result = check(events, problems)      # CheckResult: verdict, reasons, counts, timing, metrics
 
-Pipeline (each step its own module, each a fold over only the events it needs):
+Pipeline (each step its own module; only the fold reads every event):
 
     fold       the one O(n) pass: per-message state, other kinds filed    (fold.py)
     queue      total-queue: lost / stranded / unexpected / duplicated /  (queue.py)
                recovered / reordered, by set arithmetic
-    lifecycle  client lifetimes, fault windows, phases                   (lifecycle.py)
-    liveness   stalls, lost consumers, publisher hangs                   (liveness.py)
+    lifecycle  client lifetimes (start, exit, signal, gave up), phases   (lifecycle.py)
     timing     detection and recovery times                              (timing.py)
+    integrity  can the history be trusted (run.end, drain, clocks, ...)  (integrity.py)
+    rules      one module per finding, self-registering (rules/): lost,  (rules/*.py)
+               stranded, unexpected, gave up, blocked, stalled, consumer
+               lost, busy, ... -- liveness facts they share: liveness.py
     timeline   throughput per 100 ms bucket                              (timeline.py)
-    integrity  can the history be trusted (run.end, drain, crashes, clocks)  (integrity.py)
-    verdict    fail > unknown > pass                                     (verdict.py)
+    verdict    fail > unknown > pass; a headline per run                 (verdict.py)
 
 Whole check: O(n) time for n events (plus O(s log n) for s queue samples), O(n) space.
 docs/checker.md states every rule.
@@ -24,12 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from os import PathLike
 
+from harness.checker.effects import fault_windows
 from harness.checker.fold import fold_events
 from harness.checker.integrity import assess
 from harness.checker.lifecycle import scan
-from harness.checker.liveness import check_liveness
 from harness.checker.model import CheckOptions, CheckResult, Counts, Timing, Verdict
 from harness.checker.queue import judge
+from harness.checker.rules import RuleContext, run_rules
 from harness.checker.timeline import throughput
 from harness.checker.timing import measure, prediction_notes
 from harness.checker.verdict import combine
@@ -64,30 +67,31 @@ def check_file(path: str | PathLike[str], options: CheckOptions | None = None) -
 
 
 def _check(evs: list[Event], problems: list[str], opts: CheckOptions) -> CheckResult:
-    idx = fold_events(evs, opts.hang_window_s)
+    # the fold keeps every publish that waited longer than max_block_s: the blocked rule's
+    # candidates (a deadline is never shorter than that)
+    idx = fold_events(evs, opts.max_block_s)
     q = judge(idx, opts.max_examples, opts.max_listed)
     life = scan(idx, idx.per_proc, idx.by_proc)
-    live = check_liveness(idx, life, opts)
-    timing = measure(idx, life)
+    timing = measure(idx, life, opts)
     trust = assess(idx, life, problems, q.counts["published"], q.metrics["outcome_without_invoke"], opts)
-
-    verdict, reasons = combine([*q.findings, *live.findings], trust)
+    ctx = RuleContext(idx, life, opts, q, timing, faults=fault_windows(idx), counts=dict(q.counts),
+                      examples=dict(q.examples))
+    judged = combine(run_rules(ctx), trust)
     metrics = {
         **q.metrics,
         **trust.metrics,
         "events": idx.n,
         "resorted": idx.resorted,
-        "stalls": [{**s, "start_s": s["start"] - idx.t0, "end_s": s["end"] - idx.t0} for s in live.stalls],
-        "publisher_hangs": [{**h, "invoke_s": h["invoke_t"] - idx.t0} for h in live.hangs],
-        "consumption_windows_s": [[a - idx.t0, b - idx.t0] for a, b in live.windows],
+        **ctx.metrics,
         "duration_s": idx.t_end - idx.t0,
         "throughput": throughput(idx, life, opts.bucket_s),
         "clients": {p.name: {"role": p.role, "library": p.library, "strategy": p.strategy,
                              "exit_reason": p.exit_reason, "code": p.code, "expected": p.expected}
                     for p in life.clients()},
     }
-    return CheckResult(verdict=verdict, reasons=reasons, notes=[*q.notes, *prediction_notes(timing)],
-                       counts=Counts(**q.counts), timing=timing, metrics=metrics, examples=q.examples)
+    return CheckResult(verdict=judged.verdict, headline=judged.headline, reasons=judged.reasons,
+                       notes=[*q.notes, *ctx.notes, *prediction_notes(timing)], counts=Counts(**ctx.counts),
+                       timing=timing, metrics=metrics, examples=ctx.examples, findings=judged.findings)
 
 
 def _unreadable(evs: list[Event], problems: list[str], exc: Exception) -> CheckResult:

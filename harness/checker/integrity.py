@@ -10,8 +10,9 @@ finding (lost, stranded, ...) is still proven:
   ``remaining`` when it timed out; infinite when it never reported ``drain.done``).
 
 Checks: history problems; events of unknown kinds; no ``run.end`` (cut short); ``drain.done``
-missing or incomplete; a process that exited unexpectedly (``proc.exit expected=false``) or gave
-up (``client.exit ok=false``); a client with no ``client.start``, or (in a finished run) with no
+missing or incomplete; a process that ended unexpectedly where the harness caused it (aborted, or
+stopped and then not exiting cleanly) or that never started -- a client that gave up on its own is
+the ``gave_up`` rule's finding instead; a client with no ``client.start``, or (in a finished run) with no
 end at all; outcomes for ids never invoked; clocks not shared across processes; nothing published.
 
 Complexity: O(k) over the low-volume events, O(1) per bulk list; never a pass over all events.
@@ -93,16 +94,14 @@ def assess(idx: Fold, life: Lifecycle, problems: Sequence[str], published: int,
     out.queue_slack = bad + extra
     out.queue_why = " and ".join(w for w in (extra_why, out.history_why) if w)
 
-    ended_badly: set[str] = set()
+    # a client that gave up is the gave_up rule's finding (fail); an unexpected end the harness
+    # caused (it aborted the run, or stopped a client that then did not exit cleanly) or of a
+    # process that never started is the harness's to explain: unknown
     for p in sorted(life.procs.values(), key=lambda p: (p.proc_exit_t or INF, p.name)):
-        if p.expected is False and p.proc_exit_t is not None:
+        if p.expected is False and p.proc_exit_t is not None and p.gave_up_t is None:
             code = f"with code {p.code}" if p.code is not None else "(killed by a signal)"
-            why = p.exit_reason if p.exit_reason is not None else "no client.exit written"
-            r.append(f"{p.name} exited at {rel(p.proc_exit_t, t0)} {code}: {why}")
-            ended_badly.add(p.name)
-    for p in sorted(life.clients(), key=lambda p: (p.exit_t or INF, p.name)):
-        if p.exit_ok is False and p.name not in ended_badly and p.exit_t is not None:
-            r.append(f"{p.name} gave up at {rel(p.exit_t, t0)}: {p.exit_reason}")
+            why = p.note if p.aborted or (p.exit_reason is None and p.note) else p.exit_reason
+            r.append(f"{p.name} exited at {rel(p.proc_exit_t, t0)} {code}: {why or 'no client.exit written'}")
     for p in sorted(life.procs.values(), key=lambda p: p.name):
         if p.role is None or p.role in ("publisher", "consumer"):
             if p.start_t is None:

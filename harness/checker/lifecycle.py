@@ -1,6 +1,6 @@
 """Who ran when: client process lifetimes, fault windows and run phases, from low-volume events.
 
-Complexity: O(k) over the k lifecycle events (client.*, proc.exit, fault.*, run.phase, conn.*);
+Complexity: O(k) over the k lifecycle events (client.*, proc.exit, proc.signal, fault.*, run.phase, conn.*);
 none of them is per message.
 """
 
@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from harness.checker.fold import Fold
 
 CLIENT_ROLES = frozenset({"publisher", "consumer"})
+#: how harness/clients/supervisor.py notes a process the harness aborted (a harness failure)
+ABORT_NOTE = "the run was aborted"
+#: proc.exit notes of processes the harness stopped (for histories without ``proc.signal``)
+HARNESS_NOTES = ("stopped by the harness", "ignored SIGTERM")
 #: low-volume kinds a client writes (used to learn which processes are clients)
 CLIENT_KINDS = ("client.start", "client.exit", "conn.open", "conn.lost", "conn.blocked",
                 "conn.unblocked", "consume.cancelled")
@@ -29,15 +33,47 @@ class Proc:
     exit_t: float | None = None  # client.exit
     exit_reason: str | None = None
     exit_ok: bool | None = None
+    exit_error: str | None = None  # client.exit ``error``: the last error the client saw
     proc_exit_t: float | None = None  # proc.exit written by the harness
     code: int | None = None
     expected: bool | None = None
+    note: str | None = None  # proc.exit ``note`` ("exited on its own", "the run was aborted ...")
+    signal_t: float | None = None  # the first proc.signal to it: the harness began stopping it
+    signal_why: str | None = None
 
     @property
     def end_t(self) -> float | None:
         """When the process stopped running, as far as the history knows (None: no end seen)."""
         ends = [t for t in (self.exit_t, self.proc_exit_t) if t is not None]
         return min(ends) if ends else None
+
+    @property
+    def aborted(self) -> bool:
+        """The harness aborted it (a harness failure, not the client's doing): its end proves nothing."""
+        return self.signal_why == "abort" or (self.note or "").startswith(ABORT_NOTE)
+
+    def signalled_before(self, t: float) -> bool:
+        """The harness had begun stopping it at or before ``t`` (a ``proc.signal``; in histories
+        older than ``proc.signal``, a proc.exit note that says the harness stopped it)."""
+        if self.signal_t is not None:
+            return self.signal_t <= t
+        # no proc.signal (an older history): when it was signalled is not known, only that it was
+        return (self.note or "").startswith(HARNESS_NOTES)
+
+    @property
+    def gave_up_t(self) -> float | None:
+        """When the client gave up: it exited on its own (``proc.exit`` expected=false with no
+        ``proc.signal`` to it before) or said so (``client.exit`` ok=false before any signal).
+        None when it did not, never started (``client.start``), or the harness aborted it:
+        those are the harness's to explain (integrity), never a finding about the client."""
+        if self.start_t is None or self.aborted:
+            return None
+        ts = []
+        if self.exit_ok is False and self.exit_t is not None and not self.signalled_before(self.exit_t):
+            ts.append(self.exit_t)
+        if self.expected is False and self.proc_exit_t is not None and not self.signalled_before(self.proc_exit_t):
+            ts.append(self.proc_exit_t)
+        return min(ts) if ts else None
 
 
 @dataclass(slots=True)
@@ -82,12 +118,22 @@ def scan(idx: Fold, publishers: dict[str, int], consumers: dict[str, int]) -> Li
                 p.exit_reason = str(ev.get("reason"))
                 ok = ev.get("ok")
                 p.exit_ok = None if ok is None else bool(ok)
+                err = ev.get("error")
+                p.exit_error = None if err is None else str(err)
     for ev in idx.kind("proc.exit"):
         p = proc(str(ev["target"]))
         if p.proc_exit_t is None:
             p.proc_exit_t = ev["t"]
             p.code = ev.get("code")
             p.expected = bool(ev.get("expected"))
+            note = ev.get("note")
+            p.note = None if note is None else str(note)
+    for ev in idx.kind("proc.signal"):
+        p = proc(str(ev["target"]))
+        if p.signal_t is None:
+            p.signal_t = ev["t"]
+            why = ev.get("why")
+            p.signal_why = None if why is None else str(why)
 
     faults: list[tuple[str, float, float | None]] = []
     open_: dict[str, list[int]] = {}

@@ -17,12 +17,8 @@ Verdict = Literal["pass", "fail", "unknown"]
 class CheckOptions:
     """Parameters of the rules (defaults are what a run uses unless its scenario says otherwise)."""
 
-    #: a consumer stall: messages wait and nothing is delivered for at least this long (seconds)
-    stall_window_s: float = 5.0
-    #: after a fault.stop, clients get this long to reconnect before a stall counts (seconds)
+    #: after a fault's heal, clients get this long to reconnect before a stall counts (seconds)
     fault_grace_s: float = 5.0
-    #: a publish with no outcome for longer than this while its publisher runs is a hang (seconds)
-    hang_window_s: float = 30.0
     # ---- expectations of the scenario: deadlines on the client's own clocks (docs/checker.md) ----
     #: stalled: messages ready, consumer registered, the client holds no unacked delivery and nothing is
     #: delivered for longer than this (seconds). A client holding unacked work is *busy*, never stalled.
@@ -60,6 +56,7 @@ class Counts(BaseModel):
     lost: int = 0  # acknowledged, never delivered nor drained
     lost_confirmed: int = 0  # ... after a broker confirm
     lost_unconfirmed: int = 0  # ... after an unconfirmed publish.ok only
+    lost_unroutable: int = 0  # lost ids told ok while the queue did not exist (also counted above by flag)
     stranded: int = 0  # published, found only by the drain
     duplicated: int = 0  # deliveries beyond the first, over deliver events
     duplicated_redelivery: int = 0  # ... broker redeliveries (flagged, or not explained by a re-send)
@@ -87,16 +84,20 @@ class CheckResult(BaseModel):
     anything that also made the history incomplete. ``notes`` are findings that do not change the
     verdict (duplicates, reordering, recovered messages). ``examples`` holds example ids per
     category (lost_confirmed, lost_unconfirmed, stranded, unexpected, duplicated, reordered,
-    recovered, ...).
+    recovered, ...). ``findings``: every rule's finding (rule, headline, effect, count, text,
+    proven), in rule order; ``headline``: the short word a matrix cell shows (the first proven
+    failing finding's, else the first unknown-making finding's, else "").
     """
 
     verdict: Verdict
+    headline: str = ""
     reasons: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     counts: Counts = Field(default_factory=Counts)
     timing: Timing = Field(default_factory=Timing)
     metrics: dict[str, Any] = Field(default_factory=dict)
     examples: dict[str, list[str]] = Field(default_factory=dict)
+    findings: list[dict[str, Any]] = Field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (what results.json stores)."""

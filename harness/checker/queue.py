@@ -28,7 +28,8 @@ from harness.checker.text import eg, ordered_examples, plural
 @dataclass(slots=True)
 class QueueResult:
     counts: dict[str, int]
-    findings: list[Finding]  # anomalies that fail the run once proven
+    findings: list[Finding]  # anomalies that fail the run once proven (the rules lost, stranded,
+    # unexpected in harness/checker/rules/ report them, with their headline)
     notes: list[str]  # reported, verdict unchanged
     examples: dict[str, list[str]]
     metrics: dict[str, Any]
@@ -49,6 +50,31 @@ def reorder(f: Fold) -> tuple[dict[str, int], dict[str, int], list[str]]:
     return count, disp, ids
 
 
+#: what a lost message's category says about its cause
+LOST_WHY = {
+    "lost_confirmed": "confirmed by the broker",
+    "lost_unconfirmed": "after an unconfirmed send (publish.ok with confirmed=false)",
+}
+
+
+def lost_finding(category: str, n: int, examples: list[str]) -> Finding:
+    """``n`` lost messages of one category (``LOST_WHY``), quoting ``examples``."""
+    return Finding(category, n, f"lost {plural(n, 'message')} {LOST_WHY[category]}{eg(examples, n)}",
+                   PROOF_QUEUE, headline="lost")
+
+
+def lost_ids(f: Fold, undelivered: set[str] | None = None) -> set[str]:
+    """acknowledged - delivered - drained. An acknowledged id is published unless no invoke ever
+    came for it (``ok_orphan``: empty unless the fold counted an outcome without its invoke).
+    ``undelivered``: :meth:`Fold.undelivered`, when the caller has it already. O(m)."""
+    lost = set(filter(f.acked, f.undelivered() if undelivered is None else undelivered))
+    if f.ok_orphan:
+        lost |= f.ok_orphan.keys() - f.early
+    if f.drained:
+        lost -= f.drained
+    return lost
+
+
 def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     """Derive the total-queue categories with set arithmetic. O(m) for m distinct ids.
 
@@ -65,13 +91,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     n_confirmed = f.n_confirmed()
     undelivered = f.undelivered()
 
-    # lost = acknowledged - delivered - drained. An acknowledged id is published unless no invoke
-    # ever came for it (``ok_orphan``: empty unless the fold counted an outcome without its invoke)
-    lost = set(filter(f.acked, undelivered))
-    if f.ok_orphan:
-        lost |= f.ok_orphan.keys() - early
-    if drained:
-        lost -= drained
+    lost = lost_ids(f, undelivered)
     lost_confirmed = {i for i in lost if f.confirmed(i)}
     lost_unconfirmed = lost - lost_confirmed
     stranded = drained & undelivered  # (drained - delivered) & published
@@ -114,25 +134,16 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
     findings: list[Finding] = []
     notes: list[str] = []
     if lost_confirmed:
-        n = len(lost_confirmed)
-        findings.append(Finding(
-            "lost_confirmed", n,
-            f"lost {plural(n, 'message')} confirmed by the broker{eg(ex(lost_confirmed), n)}",
-            PROOF_QUEUE))
+        findings.append(lost_finding("lost_confirmed", len(lost_confirmed), ex(lost_confirmed)))
     if lost_unconfirmed:
-        n = len(lost_unconfirmed)
-        findings.append(Finding(
-            "lost_unconfirmed", n,
-            f"lost {plural(n, 'message')} after an unconfirmed send (publish.ok with confirmed=false)"
-            f"{eg(ex(lost_unconfirmed), n)}",
-            PROOF_QUEUE))
+        findings.append(lost_finding("lost_unconfirmed", len(lost_unconfirmed), ex(lost_unconfirmed)))
     if stranded:
         n = len(stranded)
         findings.append(Finding(
             "stranded", n,
             f"stranded {plural(n, 'message')}: still in the queue for the drain reader, never delivered "
             f"to the client under test{eg(ex(stranded), n)}",
-            PROOF_HISTORY))
+            PROOF_HISTORY, headline="stranded"))
     if unexpected:
         n = len(unexpected)
         where = "delivered" if not (drained - published) else (
@@ -140,7 +151,7 @@ def judge(f: Fold, max_examples: int = 5, max_listed: int = 20) -> QueueResult:
         findings.append(Finding(
             "unexpected", n,
             f"{plural(n, 'message')} {where} but never published (unexpected ids){eg(ex(unexpected), n)}",
-            PROOF_HISTORY))
+            PROOF_HISTORY, headline="unexpected"))
 
     if duplicated:
         parts = []

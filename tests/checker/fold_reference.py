@@ -103,6 +103,11 @@ class Fold:
         """Events of one low-volume kind, in time order."""
         return self.lists.get(kind, self._none)
 
+    def first_invoke(self, i: str) -> Event | None:
+        """Added after the freeze (an accessor, not a change of the fold): the checker's timing and
+        rules read an id's first invoke through it; the same answer, from ``pub_of``."""
+        return self.pub_of.get(i)
+
 
 def fold_events(events: Sequence[Event], hang_window_s: float) -> Fold:
     """Fold the history in one pass (sorting first if it is not in time order). O(n)."""

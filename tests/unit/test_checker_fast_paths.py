@@ -82,15 +82,18 @@ def test_interned_and_fresh_strings_judge_identically(history: str) -> None:
 
 
 def test_faulty_clients_cover_every_rule_and_stay_out_of_the_catalogue() -> None:
+    from harness.checker.rules import rules
     from harness.clients.faulty import BY_RULE, CLIENTS
     from harness.clients.registry import get, strategies
 
-    assert set(BY_RULE) == {"lost", "unexpected", "duplicated_redelivery", "duplicated_resend", "reordered",
-                            "stall", "consumer_lost", "publisher_hang", "client_crash"}
+    # every key names a registered rule (it must fire) or a category reported as a note
+    notes = {"duplicated_redelivery", "duplicated_resend", "reordered"}
+    assert set(BY_RULE) <= set(rules()) | notes, set(BY_RULE) - set(rules()) - notes
+    assert {"lost", "unexpected", "stalled", "consumer_lost", "blocked", "gave_up"} <= set(BY_RULE)
     for rule, entry in BY_RULE.items():
         s = get(entry)
         assert s.library == "pika" and rule.split("_")[0] in s.description.replace(" ", "_")
         mod = s.load()
         assert callable(mod.publisher) and callable(mod.consumer)
     assert not any(s.module.startswith("harness.clients.faulty") for s in strategies().values())
-    assert len(CLIENTS) == len(BY_RULE)
+    assert len(CLIENTS) >= len(BY_RULE)  # fixed twins and negative controls beside the faulty ones
