@@ -48,6 +48,7 @@ from harness.checker.effects import FaultWindow, describe, fault_windows, first_
 from harness.checker.fold import Fold
 from harness.checker.lifecycle import Lifecycle, Proc
 from harness.checker.model import CheckOptions, Timing
+from harness.checker.text import plural
 from harness.clients.heartbeat import detection_window
 from harness.history import Event
 
@@ -346,16 +347,21 @@ def recover(idx: Fold, life: Lifecycle, t_heal: float, detail: dict[str, Any]) -
     return rec_role
 
 
+def _were(n: int, word: str, many: str | None = None) -> str:
+    """``3 messages were`` / ``1 message was``."""
+    return f"{plural(n, word, many)} {'was' if n == 1 else 'were'}"
+
+
 def _publisher_work(idx: Fold, life: Lifecycle, t_heal: float, open_outcomes: int,
                     signals: dict[str, float]) -> str:
     """Why the publishers still had work at the heal ("" when none)."""
     parts = []
     after = len(idx.invoke_t) - bisect_left(idx.invoke_t, t_heal)
     if after:
-        parts.append(f"{after} publishes were invoked after the heal")
+        parts.append(f"{_were(after, 'publish', 'publishes')} invoked after the heal")
     pending = sum(1 for ev in idx.pending.values() if ev["t"] < t_heal) + open_outcomes
     if pending:
-        parts.append(f"{pending} publishes were still waiting for an outcome at the heal")
+        parts.append(f"{_were(pending, 'publish', 'publishes')} still waiting for an outcome at the heal")
     unfinished = [p.name for p in life.clients("publisher") if not finished(p, signals)]
     if unfinished:
         parts.append(f"{', '.join(unfinished)} never finished its workload")
@@ -366,15 +372,15 @@ def _consumer_work(idx: Fold, life: Lifecycle, t_heal: float) -> str:
     """Why the consumers still had work after the heal ("" when none)."""
     parts = []
     if idx.drained:
-        parts.append(f"the drain found {len(idx.drained)} messages left in the queue")
+        parts.append(f"the drain found {plural(len(idx.drained), 'message')} left in the queue")
     else:
         rem = [ev.get("remaining") for ev in idx.kind("drain.done")]
         left = max((r for r in rem if isinstance(r, int)), default=0)
         if left > 0:
-            parts.append(f"the drain left {left} messages in the queue")
+            parts.append(f"the drain left {plural(left, 'message')} in the queue")
     after = len(idx.invoke_t) - bisect_left(idx.invoke_t, t_heal)
     if after:
-        parts.append(f"{after} messages were published after the heal")
+        parts.append(f"{_were(after, 'message')} published after the heal")
     return "; ".join(parts)
 
 

@@ -171,7 +171,7 @@ def test_publisher_never_recovered_while_it_had_work_left() -> None:
     t = timing_of(h.at(41).finish())
     why = t.detail["recovery_never"]["publisher"]
     assert why.startswith("no successful publish after the heal, while ")
-    assert "1 publishes were still waiting for an outcome at the heal" in why
+    assert "1 publish was still waiting for an outcome at the heal" in why
     assert "publisher-0 never finished its workload" in why
     assert "consumer" in t.detail["recovery_not_needed"]
     (f,) = findings(h)
