@@ -126,13 +126,17 @@ CASES: dict[str, Case] = {
 
 
 def _rule_name(finding: dict[str, Any]) -> str:
-    """A finding's name as the cases spell it: its headline ("gave up", "not recovered") with
-    underscores, else its rule."""
-    return str(finding.get("headline") or finding["rule"]).replace(" ", "_")
+    """A finding's name as the cases spell it: its rule (``gave_up``, ``not_recovered``), else its
+    headline with underscores."""
+    return str(finding.get("rule") or finding["headline"]).replace(" ", "_")
 
 
-#: the old checker's names (stall kinds, hangs) -> the findings' names, for the fallback below
-_OLD_NAMES = {"stall": "stalled", "publisher_hang": "blocked", "client_crash": "gave_up"}
+#: finding headlines as reasons begin ("gave up: consumer-0 exited at ..."), for the fallback below;
+#: "stall" / "publisher hang" are the old checker's words for stalled / blocked
+_HEADLINES = {"lost": "lost", "stranded": "stranded", "unexpected": "unexpected", "gave up": "gave_up",
+              "blocked": "blocked", "stalled": "stalled", "stall": "stalled", "publisher hang": "blocked",
+              "consumer lost": "consumer_lost", "busy too long": "busy", "late detection": "late_detection",
+              "not recovered": "not_recovered", "not exercised": "not_exercised", "no overlap": "no_overlap"}
 
 
 def fired_rules(doc: dict[str, Any]) -> set[str]:
@@ -140,19 +144,20 @@ def fired_rules(doc: dict[str, Any]) -> set[str]:
 
     The findings list (``findings``: rule, headline, effect, ...) when results.json has one, plus
     the note-only rules from the counts (duplicates, reordering, recovered messages are notes,
-    never findings). Without a findings list: the counts, stalls and hangs in ``metrics`` and
-    the crash reasons, under the findings' names."""
-    c, m = doc["counts"], doc["metrics"]
+    never findings). Without a findings list: lost / stranded / unexpected from the counts and the
+    other findings from the headline each reason begins with."""
+    c = doc["counts"]
     fired = {rule for rule in NOTE_RULES if c.get(rule)}
     findings = doc.get("findings")
     if findings is not None:
         return fired | {_rule_name(f) for f in findings}
     fired |= {rule for rule in ("lost", "stranded", "unexpected") if c.get(rule)}
-    fired |= {_OLD_NAMES.get(s["kind"], s["kind"]) for s in m.get("stalls", [])}
-    if m.get("publisher_hangs"):
-        fired.add("blocked")
-    if any(" exited at " in r or " gave up at " in r for r in doc["reasons"]):
-        fired.add("gave_up")
+    for reason in doc["reasons"]:
+        head = reason.partition(":")[0].strip().lower()
+        if head in _HEADLINES:
+            fired.add(_HEADLINES[head])
+        elif " exited at " in reason:  # the old checker's crash sentence
+            fired.add("gave_up")
     return fired
 
 
