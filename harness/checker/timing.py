@@ -74,42 +74,28 @@ def notice_text(ev: Event) -> str:
     return ""
 
 
-def signal_times(idx: Fold) -> dict[str, float]:
-    """proc -> when the harness first signalled it (``proc.signal``). O(k)."""
-    out: dict[str, float] = {}
-    for ev in idx.kind("proc.signal"):
-        out.setdefault(str(ev.get("target")), ev["t"])
-    return out
-
-
-def stopped_t(p: Proc, signals: dict[str, float]) -> float | None:
+def stopped_t(p: Proc) -> float | None:
     """When the harness began stopping ``p`` (its first ``proc.signal``, else its ``proc.exit``):
     anything ``p`` wrote from then on is its reaction to being stopped."""
-    ts = [t for t in (signals.get(p.name), p.proc_exit_t) if t is not None]
+    ts = [t for t in (p.signal_t, p.proc_exit_t) if t is not None]
     return min(ts) if ts else None
 
 
-def gave_up(p: Proc, signals: dict[str, float]) -> bool:
-    """``p`` ended on its own before finishing: ``client.exit`` ok=false, or ``proc.exit``
-    expected=false with no ``proc.signal`` to it before (a SIGKILL after an ignored SIGTERM is
-    the harness's doing, not giving up)."""
-    if p.exit_ok is False:
-        return True
-    if p.expected is False and p.proc_exit_t is not None:
-        sig = signals.get(p.name)
-        return sig is None or sig > p.proc_exit_t
-    return False
+def gave_up(p: Proc) -> bool:
+    """``p`` ended on its own before finishing (:attr:`Proc.gave_up_t`: ``client.exit`` ok=false
+    or ``proc.exit`` expected=false, with no ``proc.signal`` before; a SIGKILL after an ignored
+    SIGTERM, or a process the harness aborted, is the harness's doing, not giving up)."""
+    return p.gave_up_t is not None
 
 
-def finished(p: Proc, signals: dict[str, float]) -> bool:
+def finished(p: Proc) -> bool:
     """A publisher finished its workload: it wrote ``client.exit`` "done" (not ok=false), or it
-    exited 0 by itself (``proc.exit`` expected=true with no ``proc.signal`` before)."""
+    exited 0 by itself (``proc.exit`` expected=true before any ``proc.signal``)."""
     if p.exit_ok is False:
         return False
     if p.exit_reason == "done":
         return True
-    sig = signals.get(p.name)
-    return bool(p.expected) and p.proc_exit_t is not None and (sig is None or sig > p.proc_exit_t)
+    return bool(p.expected) and p.proc_exit_t is not None and not p.signalled_before(p.proc_exit_t)
 
 
 # ---- detection ---------------------------------------------------------------------------------
@@ -117,15 +103,14 @@ def detect(idx: Fold, life: Lifecycle, t_from: float, t_fault: float) -> tuple[d
     """The clients' own notices from ``t_from`` (the first fault.start) on: the first
     per process as ``{detection_s, by, text, role}`` measured from ``t_fault`` (the first effect,
     clamped at 0); and how many notices were left out as the harness's doing. O(k log k)."""
-    signals = signal_times(idx)
-    stop = {p.name: stopped_t(p, signals) for p in life.procs.values()}
+    stop = {p.name: stopped_t(p) for p in life.procs.values()}
     cands = [ev for k in NOTICE_KINDS for ev in idx.kind(k) if ev["t"] >= t_from]
     cands += [ev for ev in idx.notices[bisect_left(idx.notices, t_from, key=_t):]]
     cands.sort(key=_t)
     notices: list[Event] = []
     excluded = 0
     for ev in cands:
-        s = stop.get(ev["proc"], signals.get(ev["proc"]))
+        s = stop.get(ev["proc"])
         if s is not None and ev["t"] >= s:
             excluded += 1
             continue
@@ -145,7 +130,7 @@ def detect(idx: Fold, life: Lifecycle, t_from: float, t_fault: float) -> tuple[d
 def noticed_between(idx: Fold, life: Lifecycle, proc: str, a: float, b: float) -> Event | None:
     """``proc``'s first own notice (the detection kinds) in [a, b], before the harness began stopping
     it; None when it wrote none. O(k) over the notice kinds."""
-    stop = stopped_t(life.procs[proc], signal_times(idx)) if proc in life.procs else None
+    stop = stopped_t(life.procs[proc]) if proc in life.procs else None
     end = b if stop is None else min(b, stop - 1e-9)
     best: Event | None = None
     for src in (*(idx.kind(k) for k in NOTICE_KINDS), idx.notices):
@@ -258,11 +243,10 @@ def _confirms_before(idx: Fold, proc: str, t: float) -> bool:
 def recover(idx: Fold, life: Lifecycle, t_heal: float, detail: dict[str, Any]) -> dict[str, float | None]:
     """Per role, seconds from ``t_heal`` to the first credited success (module docstring); fills
     ``detail`` with per-process times, work left, and why a role never recovered or was not needed."""
-    signals = signal_times(idx)
     conns = _conns(idx)
     empty = _Conn()
     pubs = {p.name: p for p in life.clients("publisher") if p.end_t is None or p.end_t > t_heal}
-    dead = {p.name for p in life.clients("consumer") if gave_up(p, signals)}
+    dead = {p.name for p in life.clients("consumer") if gave_up(p)}
     cons = {p.name: p for p in life.clients("consumer")
             if p.name not in dead and (p.end_t is None or p.end_t > t_heal)}
     first_ok: dict[str, float] = {}  # publisher -> first confirmed ok after the heal
@@ -323,7 +307,7 @@ def recover(idx: Fold, life: Lifecycle, t_heal: float, detail: dict[str, Any]) -
     }
     rec_role = {r: None if t is None else t - t_heal for r, t in roles.items()}
 
-    work = {"publisher": _publisher_work(idx, life, t_heal, open_outcomes, signals),
+    work = {"publisher": _publisher_work(idx, life, t_heal, open_outcomes),
             "consumer": _consumer_work(idx, life, t_heal)}
     detail["work_left"] = {r: w for r, w in work.items() if w}
     never: dict[str, str] = {}
@@ -337,7 +321,7 @@ def recover(idx: Fold, life: Lifecycle, t_heal: float, detail: dict[str, Any]) -
             not_needed[role] = ("no work was left for the publishers after the heal" if role == "publisher"
                                 else "no messages were left for the consumers after the heal")
         elif role == "publisher":
-            never[role] = _publisher_never(life, pubs, work[role], signals, idx.t0)
+            never[role] = _publisher_never(life, pubs, work[role], idx.t0)
         else:
             never[role] = _consumer_never(life, cons, dead, uncredited, work[role], idx.t0)
     if never:
@@ -352,8 +336,7 @@ def _were(n: int, word: str, many: str | None = None) -> str:
     return f"{plural(n, word, many)} {'was' if n == 1 else 'were'}"
 
 
-def _publisher_work(idx: Fold, life: Lifecycle, t_heal: float, open_outcomes: int,
-                    signals: dict[str, float]) -> str:
+def _publisher_work(idx: Fold, life: Lifecycle, t_heal: float, open_outcomes: int) -> str:
     """Why the publishers still had work at the heal ("" when none)."""
     parts = []
     after = len(idx.invoke_t) - bisect_left(idx.invoke_t, t_heal)
@@ -362,7 +345,7 @@ def _publisher_work(idx: Fold, life: Lifecycle, t_heal: float, open_outcomes: in
     pending = sum(1 for ev in idx.pending.values() if ev["t"] < t_heal) + open_outcomes
     if pending:
         parts.append(f"{_were(pending, 'publish', 'publishes')} still waiting for an outcome at the heal")
-    unfinished = [p.name for p in life.clients("publisher") if not finished(p, signals)]
+    unfinished = [p.name for p in life.clients("publisher") if not finished(p)]
     if unfinished:
         parts.append(f"{', '.join(unfinished)} never finished its workload")
     return "; ".join(parts)
@@ -384,12 +367,11 @@ def _consumer_work(idx: Fold, life: Lifecycle, t_heal: float) -> str:
     return "; ".join(parts)
 
 
-def _publisher_never(life: Lifecycle, pubs: dict[str, Proc], work: str, signals: dict[str, float],
-                     t0: float) -> str:
+def _publisher_never(life: Lifecycle, pubs: dict[str, Proc], work: str, t0: float) -> str:
     why = "no successful publish after the heal"
     gone = [p for p in life.clients("publisher") if p.name not in pubs]
     if gone:
-        why += " (" + "; ".join(_ended(p, signals, t0) for p in gone) + ")"
+        why += " (" + "; ".join(_ended(p, t0) for p in gone) + ")"
     return f"{why}, while {work}"
 
 
@@ -399,8 +381,9 @@ def _consumer_never(life: Lifecycle, cons: dict[str, Proc], dead: set[str],
     causes = []
     for p in life.clients("consumer"):
         if p.name in dead:
-            causes.append(f"{p.name} gave up at t=+{(p.end_t or 0) - t0:.1f}s"
-                          + (f": {p.exit_reason}" if p.exit_reason and p.exit_reason != "None" else ""))
+            err = p.exit_error or p.exit_reason
+            causes.append(f"{p.name} gave up at t=+{(p.gave_up_t or p.end_t or t0) - t0:.1f}s"
+                          + (f": {err}" if err and err != "None" else ""))
         elif p.name not in cons:
             causes.append(f"{p.name} had stopped before the heal")
         elif p.name in uncredited:
@@ -411,8 +394,8 @@ def _consumer_never(life: Lifecycle, cons: dict[str, Proc], dead: set[str],
     return f"{why}, while {work}"
 
 
-def _ended(p: Proc, signals: dict[str, float], t0: float) -> str:
-    how = "gave up" if gave_up(p, signals) else "ended"
+def _ended(p: Proc, t0: float) -> str:
+    how = "gave up" if gave_up(p) else "ended"
     return f"{p.name} {how} at t=+{(p.end_t or 0) - t0:.1f}s before the heal"
 
 

@@ -22,7 +22,7 @@ def ctx_of(h: HistoryBuilder, **opts: float | None) -> RuleContext:
     idx = fold_events(h.events(), 30.0)
     life = scan(idx, idx.per_proc, idx.by_proc)
     return RuleContext(idx=idx, life=life, opts=CheckOptions(**opts),  # type: ignore[arg-type]
-                       queue=None, timing=measure(idx, life))  # type: ignore[arg-type]
+                       queue=None, timing=measure(idx, life), faults=fault_windows(idx))  # type: ignore[arg-type]
 
 
 def effect(h: HistoryBuilder, fault: str, action: str, text: str, t: float, window: int = 0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.checker.builder import HistoryBuilder, clean_run
+from harness.checker.effects import fault_windows
 from harness.checker.findings import Finding
 from harness.checker.fold import fold_events
 from harness.checker.lifecycle import scan
@@ -20,7 +21,7 @@ def ctx_of(h: HistoryBuilder, **opts: float | None) -> RuleContext:
     idx = fold_events(h.events(), 30.0)
     life = scan(idx, idx.per_proc, idx.by_proc)
     return RuleContext(idx=idx, life=life, opts=CheckOptions(**opts),  # type: ignore[arg-type]
-                       queue=None, timing=measure(idx, life))  # type: ignore[arg-type]
+                       queue=None, timing=measure(idx, life), faults=fault_windows(idx))  # type: ignore[arg-type]
 
 
 def timing_of(h: HistoryBuilder) -> Timing:

@@ -16,7 +16,6 @@ the clients', so it needs their clocks to agree. Cost: O(w) for w fault windows.
 
 from __future__ import annotations
 
-from harness.checker.effects import fault_windows
 from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.rules import RuleContext, rule
 from harness.checker.text import rel
@@ -38,10 +37,10 @@ def traffic_span(ctx: RuleContext) -> tuple[float, float] | None:
     return idx.invoke_t[0], max(ends)
 
 
-@rule("no_overlap")
+@rule("no_overlap", order=200)
 def no_overlap(ctx: RuleContext) -> list[Finding]:
     """No fault's effect window overlapped client traffic (unknown, not pass)."""
-    windows = fault_windows(ctx.idx)
+    windows = ctx.faults
     span = traffic_span(ctx) if windows else None
     if span is None:
         return []

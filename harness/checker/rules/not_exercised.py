@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 
-from harness.checker.effects import fault_windows
 from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.rules import RuleContext, rule
 from harness.checker.timing import client_window, noticed_between
@@ -65,7 +64,7 @@ def client_bound(start: Event, max_block_s: float) -> tuple[float, str, str]:
             "blocked call could show anything", "enable the client's heartbeat")
 
 
-@rule("not_exercised")
+@rule("not_exercised", order=200)
 def not_exercised(ctx: RuleContext) -> list[Finding]:
     """A silent fault shorter than a targeted client's detection window (unknown, not pass)."""
     idx = ctx.idx
@@ -73,7 +72,7 @@ def not_exercised(ctx: RuleContext) -> list[Finding]:
     for ev in idx.kind("client.start"):
         starts.setdefault(ev["proc"], ev)
     out: list[Finding] = []
-    for w in fault_windows(idx):
+    for w in ctx.faults:
         held = w.effect_s
         end = w.effect_end_t
         if not w.silent or held is None or end is None:
