@@ -84,3 +84,23 @@ def test_prediction_only_for_the_targeted_role():
 def test_a_few_hundred_ms_past_the_window_is_within_the_slack():
     r = check(_history(detect_after=14.5))
     assert r.timing.detail["heartbeat_prediction"]["by_proc"]["publisher-0"]["within"] == "inside"
+
+
+def test_a_client_that_declares_only_its_heartbeat_gets_its_librarys_window() -> None:
+    h = HistoryBuilder()
+    h.start("consumer-0", library="aioamqp", heartbeat_s=10)  # no heartbeat_window_s: the model's 15-20 s
+    h.at(1.0).consume("consumer-0", "x")
+    h.at(2.0).fault_start("partition", silent=True)
+    h.at(19.0).emit("consumer-0", "conn.lost", error="heartbeat timeout")
+    h.at(30.0).fault_stop("partition")
+    row = check(h.finish().events()).timing.detail["heartbeat_prediction"]["by_proc"]["consumer-0"]
+    assert row["window_s"] == [15.0, 20.0] and row["within"] == "inside"
+
+
+def test_a_client_with_heartbeats_off_has_no_window() -> None:
+    h = HistoryBuilder()
+    h.start("consumer-0", heartbeat_s=0, heartbeat_window_s=None)
+    h.at(2.0).fault_start("partition", silent=True)
+    h.at(30.0).fault_stop("partition")
+    row = check(h.finish().events()).timing.detail["heartbeat_prediction"]["by_proc"]["consumer-0"]
+    assert row["window_s"] is None and "within" not in row
