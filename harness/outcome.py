@@ -20,6 +20,7 @@ NOTICES = "conn.lost, conn.blocked, channel.closed, consume.cancelled, publish.f
 
 def _fail(message: str) -> None:
     """Raise the assertion failure (never an ``assert`` statement: see the module docstring)."""
+    __tracebackhide__ = True  # pytest shows the scenario's line and this message, not our frames
     raise AssertionError(message)
 
 
@@ -50,14 +51,17 @@ class RunOutcome:
                 f"  counts: {self.counts}\n  evidence: {self.run_dir}")
 
     def assert_verdict(self, expected: str) -> RunOutcome:
+        __tracebackhide__ = True
         if self.verdict != expected:
             _fail(f"expected verdict {expected!r}\n{self.explain()}")
         return self
 
     def assert_pass(self) -> RunOutcome:
+        __tracebackhide__ = True
         return self.assert_verdict("pass")
 
     def assert_no_loss(self) -> RunOutcome:
+        __tracebackhide__ = True
         if self.verdict == "unknown":
             _fail(f"cannot judge loss: {self.explain()}")
         if self.counts.get("lost", 0) != 0:
@@ -65,6 +69,7 @@ class RunOutcome:
         return self
 
     def assert_recovered_within(self, seconds: float) -> RunOutcome:
+        __tracebackhide__ = True
         rec = self.timing.get("recovery_s")
         if rec is None:
             _fail(f"the client never recovered after heal\n{self.explain()}")
@@ -73,6 +78,7 @@ class RunOutcome:
         return self
 
     def assert_no_stall(self) -> RunOutcome:
+        __tracebackhide__ = True
         if self.counts.get("stranded", 0) != 0 or self.doc.get("metrics", {}).get("stalls"):
             _fail(f"the consumer stalled or stranded messages\n{self.explain()}")
         return self
@@ -82,6 +88,7 @@ class RunOutcome:
         within ``within`` seconds of its first effect when given. A failure says which detection is
         missing and why: when the fault took effect, which process noticed what, and the heartbeat
         window the client predicted for a silent fault."""
+        __tracebackhide__ = True
         t = self.timing
         detail = t.get("detail") or {}
         measured = (t.get("detection_by_role") or {}).get(role) if role else t.get("detection_s")

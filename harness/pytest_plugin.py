@@ -22,6 +22,8 @@ plugin costs nothing in suites that do not use it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -33,6 +35,25 @@ import pytest
 from harness.outcome import RunOutcome
 
 SESSION_ENV = "RABBIT_CHAOS_PYTEST_SESSION_DIR"
+#: loggers of the harness's own broker polling in this process (readiness handshakes while the
+#: broker boots, the trusted reader and the management API while a fault holds the broker down):
+#: every refused connection there is expected, and pytest would print each one's traceback
+#: (hundreds of lines) under a failing scenario, burying its assertion message. The clients
+#: under test run in their own processes and log to reports/<run>/logs/, untouched by this.
+HARNESS_LOGGERS = ("pika", "httpx", "httpcore")
+
+
+@contextlib.contextmanager
+def quiet_harness_logs() -> Iterator[None]:
+    """Silence :data:`HARNESS_LOGGERS` while the harness polls; their levels are restored after."""
+    saved = {name: logging.getLogger(name).level for name in HARNESS_LOGGERS}
+    for name in HARNESS_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,11 +127,13 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
                       backend=pytestconfig.getoption("--chaos-backend"),
                       amqp_url=pytestconfig.getoption("--chaos-amqp-url"),
                       management_url=pytestconfig.getoption("--chaos-management-url"))
-    env.start()
+    with quiet_harness_logs():
+        env.start()
     try:
         yield env
     finally:
-        env.stop()
+        with quiet_harness_logs():
+            env.stop()
 
 
 @pytest.fixture
@@ -131,7 +154,8 @@ def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
         if deadlines:
             spec["check_options"] = {**spec.get("check_options", {}), **deadlines}
         try:
-            doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
+            with quiet_harness_logs():
+                doc = run_cell(chaos_env, RunSpec(client=client, fault=fault, **spec), reports)
         except FaultUnavailable as exc:
             pytest.skip(exc.problem)
         return RunOutcome(doc, reports)

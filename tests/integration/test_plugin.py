@@ -61,3 +61,22 @@ def test_kernel_marked_tests_skip_with_the_reason(pytester: pytest.Pytester, mon
     res = pytester.runpytest(*_opts(tmp_path, 23632), "-rs")
     res.assert_outcomes(skipped=1)
     res.stdout.fnmatch_lines(["*kernel faults need root (test)*"])
+
+
+def test_a_failing_scenario_shows_its_reason_not_the_harness_polling(pytester: pytest.Pytester, tmp_path: Path):
+    """The broker boot (readiness handshakes refused for seconds) and the run's own polling log
+    through pika in the pytest process; a failing scenario must show its assertion message and
+    the verdict's explanation, not hundreds of lines of captured connection-refused tracebacks."""
+    pytester.makepyfile(test_fails="""
+        def test_expects_the_wrong_verdict(chaos_run):
+            chaos_run("pika-recover", "none", count=20, rate=100, warmup_s=0.5, fault_s=0.5).assert_verdict("fail")
+    """)
+    res = pytester.runpytest_subprocess(*_opts(tmp_path, 24350))
+    res.assert_outcomes(failed=1)
+    out = res.stdout.lines
+    start = next(i for i, line in enumerate(out) if "FAILURES" in line)
+    end = next(i for i, line in enumerate(out) if "short test summary" in line)
+    failure = "\n".join(out[start:end])
+    assert "expected verdict 'fail'" in failure and "verdict pass" in failure, failure
+    assert "Connection refused" not in failure and "Captured log" not in failure, failure
+    assert end - start <= 30, f"{end - start} lines:\n{failure}"
