@@ -1,6 +1,11 @@
 """Every fault of the catalogue, observed on real connections: a real broker (our own node, ports
 22772-22775) and our embedded proxy (API on 22780). Each test starts the fault through the same
-``FaultContext`` a run uses, measures what a client would see, heals, and checks the heal.
+``FaultContext`` a run uses, measures what a client would see, heals, and checks the heal, and
+that the fault recorded its effects (``ctx.effect``: what took effect, and whether the harness
+observed it) as a run's history would show them in ``fault.effect`` events.
+
+Ports and state: ``RC_FAULTS_BASE_PORT`` (broker base..base+3, proxy API base+4) and
+``RC_FAULTS_STATE_DIR`` override the defaults, so parallel sessions do not collide.
 
 Two kinds of probe: pika (real AMQP round trips: a passive queue.declare) and raw sockets that
 send the AMQP protocol header and wait for connection.start (the smallest AMQP round trip, and
@@ -14,6 +19,7 @@ process of ours is left.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 import statistics
@@ -37,10 +43,11 @@ from harness.faults.registry import parse
 
 pytestmark = pytest.mark.broker
 
-STATE_DIR = Path("/tmp/rc-faults-state")
-PROXY_DIR = Path("/tmp/rc-faults-proxy")
-BASE_PORT = 22772
-PROXY_PORT = 22780
+_STATE = os.environ.get("RC_FAULTS_STATE_DIR")
+STATE_DIR = Path(_STATE) / "faults-state" if _STATE else Path("/tmp/rc-faults-state")
+PROXY_DIR = Path(_STATE) / "faults-proxy" if _STATE else Path("/tmp/rc-faults-proxy")
+BASE_PORT = int(os.environ.get("RC_FAULTS_BASE_PORT", "22772"))
+PROXY_PORT = BASE_PORT + 4 if "RC_FAULTS_BASE_PORT" in os.environ else 22780
 QUEUE = "rabbit-chaos.q"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
 ENV_PROBE = "[application:get_env(rabbit, K) || K <- [consumer_timeout, channel_tick_interval]]."
@@ -48,6 +55,24 @@ ENV_PROBE = "[application:get_env(rabbit, K) || K <- [consumer_timeout, channel_
 
 def measured(what: str) -> None:
     print(f"\nMEASURED {what}")
+
+
+#: fault -> (start effect, observed?, heal effect, observed?) on this real broker and proxy
+EFFECTS: dict[str, tuple[str, bool, str, bool]] = {
+    **{name: ("toxic added", False, "toxic removed", False)
+       for name in ("latency", "jitter", "bandwidth", "slow-close", "timeout", "reset-peer", "slicer",
+                    "limit-data", "packet-loss", "heartbeat-starvation")},
+    "connection-cut": ("proxy disabled", False, "proxy enabled", False),
+    "partition": ("hold applied", False, "hold released", False),
+    "force-close": ("connections closed", True, "nothing to heal", True),
+    "memory-alarm": ("alarm visible", True, "alarm cleared", True),
+    "disk-alarm": ("alarm visible", True, "alarm cleared", True),
+    "queue-delete": ("queue deleted", True, "queue declared", True),
+    "consumer-timeout": ("timeout lowered", True, "timeout restored", True),
+    "broker-pause": ("broker paused", True, "broker resumed", True),
+    "broker-crash": ("broker down", True, "broker up", True),
+    "broker-restart": ("broker down", True, "broker up", True),
+}
 
 
 # ---- session: one broker, one proxy server ------------------------------------------------
@@ -110,9 +135,27 @@ class Run:
         return pika.BlockingConnection(self.params(role, proc, **kw))
 
     def start(self, spec: str) -> Any:
-        fault = parse(spec)
-        fault.start(self.ctx)
+        return self.begin(parse(spec))
+
+    def begin(self, fault: Any) -> Any:
+        """Start ``fault`` as a timeline would: its effects bound to (fault, "start")."""
+        with self.ctx.acting(fault, "start"):
+            fault.start(self.ctx)
         return fault
+
+    def heal(self, fault: Any) -> None:
+        with self.ctx.acting(fault, "heal"):
+            fault.heal(self.ctx)
+
+    def check_effects(self) -> None:
+        """Every fault started recorded its start effect first, and its heal effect when healed,
+        each with the expected text and observed flag (EFFECTS)."""
+        for name in dict.fromkeys(e.fault for e in self.ctx.effects):
+            got = {action: [(e.effect, e.observed) for e in self.ctx.effects if e.fault == name and e.action == action]
+                   for action in ("start", "heal")}
+            start, s_obs, heal, h_obs = EFFECTS[name]
+            assert got["start"][:1] == [(start, s_obs)], (name, got)
+            assert got["heal"][:1] in ([], [(heal, h_obs)]), (name, got)
 
 
 @pytest.fixture
@@ -131,8 +174,10 @@ def run(broker: LocalBroker, toxiproxy: ToxiproxyClient) -> Iterator[Run]:
         ports[role] = int(toxiproxy.proxy(name)["listen"].rpartition(":")[2])
     ctx = FaultContext(broker=broker, toxiproxy=toxiproxy, proxies=proxies, vhost=vhost, queue=QUEUE,
                        run_id=run_id)
+    r = Run(broker, toxiproxy, ctx, ports)
     try:
-        yield Run(broker, toxiproxy, ctx, ports)
+        yield r
+        r.check_effects()
     finally:
         for name in proxies.values():
             toxiproxy.delete_proxy(name, missing_ok=True)
@@ -226,9 +271,9 @@ def test_latency_adds_its_delay_to_an_amqp_round_trip(run: Run):
         base = rtt(conn)
         fault = run.start("latency:latency_ms=200")
         slow = rtt(conn)
-        fault.heal(run.ctx)
+        run.heal(fault)
         healed = rtt(conn)
-        fault.heal(run.ctx)  # idempotent
+        run.heal(fault)  # idempotent
     finally:
         conn.close()
     measured(f"latency: AMQP round trip {base * 1000:.1f} ms -> {slow * 1000:.1f} ms with latency_ms=200, "
@@ -247,7 +292,7 @@ def test_jitter_spreads_round_trips(run: Run):
             t0 = time.monotonic()
             ch.queue_declare(QUEUE, passive=True)
             samples.append(time.monotonic() - t0)
-        fault.heal(run.ctx)
+        run.heal(fault)
     finally:
         conn.close()
     measured(f"jitter: 12 round trips with latency 100±80 ms: min {min(samples) * 1000:.0f} ms, "
@@ -269,7 +314,7 @@ def test_bandwidth_caps_publish_throughput(run: Run):
         t0 = time.monotonic()
         ch.basic_publish("", QUEUE, body)
         limited = time.monotonic() - t0
-        fault.heal(run.ctx)
+        run.heal(fault)
         t0 = time.monotonic()
         ch.basic_publish("", QUEUE, body)
         healed = time.monotonic() - t0
@@ -285,7 +330,7 @@ def test_slow_close_delays_the_close(run: Run):
     base = raw_read(raw_open(port, b"HELLO!!!"), 3)  # a bad header: the broker answers and closes
     fault = run.start("slow-close:delay_ms=800")
     slow = raw_read(raw_open(port, b"HELLO!!!"), 3)
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"slow-close: bad header -> EOF after {base.end_s * 1000:.0f} ms, "
              f"{slow.end_s * 1000:.0f} ms with delay_ms=800 (data at {slow.first_s * 1000:.0f} ms)")
     assert base.eof and slow.eof and slow.data == base.data
@@ -297,10 +342,10 @@ def test_timeout_blackholes_then_heal_closes_held_connections(run: Run):
     fault = run.start("timeout")
     sock = raw_open(port)
     held = raw_read(sock, 1.0)
-    fault.heal(run.ctx)
+    run.heal(fault)
     after = raw_read(sock, 2.0)
     fresh = raw_read(raw_open(port), 2.0, until_frame=True)
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"timeout: {len(held.data)} bytes and no close in 1 s; heal closed the held connection after "
              f"{after.end_s * 1000:.0f} ms (eof={after.eof}, reset={after.reset}); new connection answered")
     assert held.data == b"" and not held.eof and not held.reset
@@ -317,8 +362,8 @@ def test_reset_peer_resets_connections_when_they_next_talk(run: Run):
         ch.queue_declare(QUEUE, passive=True)  # the broker's answer triggers the reset
     took = time.monotonic() - t0
     fresh = raw_read(raw_open(run.ports["consumer"]), 2)  # new connections too
-    fault.heal(run.ctx)
-    fault.heal(run.ctx)
+    run.heal(fault)
+    run.heal(fault)
     after = raw_read(raw_open(run.ports["consumer"]), 2, until_frame=True)
     measured(f"reset-peer: an open idle connection got {info.value!r} {took * 1000:.0f} ms into its next round "
              f"trip; a new one got RST after {fresh.end_s * 1000:.0f} ms (reset={fresh.reset})")
@@ -334,7 +379,7 @@ def test_slicer_cuts_frames_and_amqp_still_works(run: Run):
     conn = run.connect("consumer")
     ok = rtt(conn, 1)
     conn.close()
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"slicer: connection.start ({len(sliced.data)} bytes) arrived in {base.chunks} read(s) directly, "
              f"{sliced.chunks} reads sliced; AMQP round trip through it {ok * 1000:.0f} ms")
     assert sliced.data == base.data and base.chunks <= 2 and sliced.chunks >= 8
@@ -343,7 +388,7 @@ def test_slicer_cuts_frames_and_amqp_still_works(run: Run):
 def test_limit_data_closes_after_the_byte_budget(run: Run):
     fault = run.start("limit-data:bytes=100")
     got = raw_read(raw_open(run.ports["consumer"]), 2)
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"limit-data: {len(got.data)} bytes then eof={got.eof}")
     assert len(got.data) == 100 and got.eof
 
@@ -355,7 +400,7 @@ def test_packet_loss_drops_whole_chunks(run: Run):
     answered = sum(1 for s in socks if is_connection_start(raw_read(s, 0.05, until_frame=True).data))
     for s in socks:
         s.close()
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"packet-loss: loss_rate=0.5 -> {answered}/40 connection.start frames arrived")
     assert 6 <= answered <= 34
 
@@ -368,7 +413,7 @@ def test_connection_cut_closes_and_refuses_until_heal(run: Run):
         run.connect("publisher")
     other = run.connect("consumer")  # the other role's proxy is untouched
     other.close()
-    fault.heal(run.ctx)
+    run.heal(fault)
     run.connect("publisher").close()
     measured(f"connection-cut: open connection lost after {took * 1000:.0f} ms ({type(exc).__name__}); "
              "new ones refused until heal")
@@ -382,13 +427,13 @@ def test_partition_holds_without_loss_and_heals_without_close(run: Run, proxy_se
     fault = run.start("partition")
     sock = raw_open(run.ports["consumer"])
     held = raw_read(sock, 1.0)
-    fault.heal(run.ctx)
+    run.heal(fault)
     t0 = time.monotonic()
     after = raw_read(sock, 2.0, until_frame=True)
     flowed = time.monotonic() - t0
     still = rtt(conn, 1)  # the connection opened before the partition carries on
     conn.close()
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"partition: {len(held.data)} bytes and no close in 1 s; after heal connection.start arrived in "
              f"{flowed * 1000:.0f} ms on the same connection; earlier connection RTT {still * 1000:.1f} ms")
     assert held.data == b"" and not held.eof and not held.reset
@@ -399,7 +444,7 @@ def test_heartbeat_starvation_makes_the_client_detect_a_dead_peer(run: Run):
     conn = run.connect("consumer", heartbeat=1)
     fault = run.start("heartbeat-starvation:heartbeat_s=1,target=consumer")
     took, exc = broken_after(conn, 16)
-    fault.heal(run.ctx)
+    run.heal(fault)
     measured(f"heartbeat-starvation: pika (heartbeat 1 s) gave up after {took:.1f} s: {type(exc).__name__}")
     assert took is not None and 4 <= took <= 14
     assert isinstance(exc, (pika.exceptions.AMQPHeartbeatTimeout, pika.exceptions.StreamLostError))
@@ -426,10 +471,11 @@ def test_force_close_closes_clients_but_not_the_harness(run: Run):
     assert rtt(con, 1) < 1  # the consumer was not targeted
     fault = run.start("force-close")
     took_all, exc_all = broken_after(con, 3)
-    fault.heal(run.ctx)
+    run.heal(fault)
     assert isinstance(exc_all, pika.exceptions.ConnectionClosedByBroker)
     assert rtt(harness, 1) < 1  # the harness's own connection survives
     harness.close()
+    assert [e.extra["count"] for e in run.ctx.effects if e.effect == "connections closed"] == [1, 1]
     measured(f"force-close: publisher got 320 CONNECTION_FORCED after {took * 1000:.0f} ms ({exc.reply_text!r}); "
              f"target=all closed the consumer after {took_all * 1000:.0f} ms; harness connection untouched")
 
@@ -444,16 +490,21 @@ def test_alarm_blocks_publishers_until_heal(run: Run, spec: str):
     fault = parse(spec)
     try:
         t0 = time.monotonic()
-        fault.start(run.ctx)
+        run.begin(fault)
         set_s = time.monotonic() - t0
         ch.basic_publish("", QUEUE, b"m")
         blocked = pump(conn, lambda: any(k == "blocked" for k, _ in seen), 5)
     finally:
         t1 = time.monotonic()
-        fault.heal(run.ctx)
-        fault.heal(run.ctx)
+        run.heal(fault)
+        run.heal(fault)
     unblocked = pump(conn, lambda: any(k == "unblocked" for k, _ in seen), 5)
     conn.close()
+    visible, cleared = run.ctx.effects
+    assert (visible.effect, cleared.effect) == ("alarm visible", "alarm cleared")
+    assert t0 < visible.t <= t0 + set_s + 0.01  # seen in the same rabbitmqctl call that set it
+    measured(f"{spec}: alarm visible {visible.t - t0:.2f} s after the start began, cleared {cleared.t - t1:.2f} s "
+             "after heal began")
     assert blocked is not None and blocked < 2
     assert unblocked is not None
     measured(f"{spec}: set in {set_s:.2f} s (rabbitmqctl); connection.blocked {blocked * 1000:.0f} ms after the next "
@@ -470,8 +521,8 @@ def test_queue_delete_cancels_the_consumer_and_heal_redeclares(run: Run):
     fault = run.start("queue-delete")
     took = pump(conn, lambda: bool(cancelled), 5)
     assert run.broker.mgmt.queue(run.ctx.vhost, QUEUE) is None
-    fault.heal(run.ctx)
-    fault.heal(run.ctx)
+    run.heal(fault)
+    run.heal(fault)
     q = run.broker.mgmt.queue(run.ctx.vhost, QUEUE)
     conn.close()
     measured(f"queue-delete: basic.cancel reached the consumer {(cancelled[0] - t0) * 1000:.0f} ms after start; "
@@ -504,8 +555,8 @@ def test_consumer_timeout_closes_new_channels_only(run: Run):
         pump(new, lambda: "q2" in closed, 5)
         old.process_data_events(0.5)
     finally:
-        fault.heal(run.ctx)
-        fault.heal(run.ctx)
+        run.heal(fault)
+        run.heal(fault)
     after = run.broker.ctl("eval", ENV_PROBE)
     old_closed = QUEUE in closed
     for c in (old, new, setup):
@@ -528,8 +579,8 @@ def test_broker_pause_accepts_tcp_but_amqp_is_silent(run: Run):
         connect_s = time.monotonic() - t0
         paused = raw_read(sock, 1.0)
     finally:
-        fault.heal(run.ctx)
-        fault.heal(run.ctx)
+        run.heal(fault)
+        run.heal(fault)
     t1 = time.monotonic()
     after = raw_read(sock, 5.0, until_frame=True)
     measured(f"broker-pause: TCP connect took {connect_s * 1000:.1f} ms; {len(paused.data)} AMQP bytes in 1 s; "
@@ -552,13 +603,13 @@ def test_broker_down_then_back(run: Run, spec: str):
     watcher.start()
     fault = parse(spec)
     t0 = time.monotonic()
-    fault.start(run.ctx)
+    run.begin(fault)
     down_s = time.monotonic() - t0
     watcher.join(10)
     t1 = time.monotonic()
-    fault.heal(run.ctx)
+    run.heal(fault)
     up_s = time.monotonic() - t1
-    fault.heal(run.ctx)  # idempotent: already running
+    run.heal(fault)  # idempotent: already running
     new_pid = run.broker.beam_pid()
     run.connect(None, "harness").close()
     exc = errors[0] if errors else None
