@@ -5,6 +5,10 @@ event; under a graceful broker restart mid-publish, the strategy does what its d
 promises (see EXPECT_RESTART and docs/clients.md). The checker is not used here on purpose: these
 tests pin the clients' evidence, so the checker's own tests can trust it.
 
+Detection evidence: each strategy writes what its library tells it (docs/clients.md, "What each
+strategy reports"): a memory alarm gives ``conn.blocked`` / ``conn.unblocked``, a deleted queue
+``consume.cancelled``, a refused declare ``channel.closed`` with the reply code.
+
 One broker per session (boot costs seconds), one vhost per test (isolation without restarts).
 """
 
@@ -138,10 +142,18 @@ class Client:
 
 
 @pytest.fixture
-def spawn(broker: Any, tmp_path: Path) -> Iterator[Callable[..., Client]]:
+def vhost(broker: Any) -> Iterator[str]:
+    """A fresh vhost per test (isolation without broker restarts)."""
+    name = f"rc-{uuid.uuid4().hex[:8]}"
+    broker.mgmt.create_vhost(name, "guest")
+    yield name
+    with contextlib.suppress(Exception):  # teardown after a broker fault must not mask the result
+        broker.mgmt.delete_vhost(name)
+
+
+@pytest.fixture
+def spawn(broker: Any, vhost: str, tmp_path: Path) -> Iterator[Callable[..., Client]]:
     """Start clients of one run (fresh vhost); kills whatever is still running at teardown."""
-    vhost = f"rc-{uuid.uuid4().hex[:8]}"
-    broker.mgmt.create_vhost(vhost, "guest")
     started: list[Client] = []
 
     def start(strategy: str, role: str, **over: Any) -> Client:
@@ -158,8 +170,6 @@ def spawn(broker: Any, tmp_path: Path) -> Iterator[Callable[..., Client]]:
         if c.proc.poll() is None:
             c.proc.kill()
             c.proc.wait(5)
-    with contextlib.suppress(Exception):  # teardown after a broker fault must not mask the result
-        broker.mgmt.delete_vhost(vhost)
 
 
 def test_strategies_are_registered() -> None:
@@ -208,4 +218,107 @@ def test_graceful_restart_mid_publish(broker: Any, spawn: Callable[..., Client],
         assert "conn.lost" in {e["kind"] for e in consumer.events()}
         publisher.wait_exit(60)
     publisher.assert_valid_history()
+    consumer.assert_valid_history()
+
+
+# ---- detection evidence: what each library tells its application --------------------------------
+
+def kinds(client: Client) -> list[str]:
+    return [e["kind"] for e in client.events()]
+
+
+def first(client: Client, kind: str) -> dict[str, Any]:
+    return next(e for e in client.events() if e["kind"] == kind)
+
+
+@contextlib.contextmanager
+def memory_alarm(broker: Any) -> Iterator[None]:
+    """A node-wide memory alarm (watermark 0), always cleared (0.4, RabbitMQ's default)."""
+    broker.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark(0.0).")
+    try:
+        yield
+    finally:
+        broker.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark(0.4).")
+
+
+#: strategy -> does its library tell the application about connection.blocked *while* the alarm
+#: lasts? pika's BlockingConnection runs the callback only after the blocked publish returns.
+BLOCKED_TOLD_AT_ONCE = {"pika-async": True, "kombu-drain": True, "aio-pika-robust": True, "pika-recover": False}
+
+
+@pytest.mark.parametrize("strategy", sorted(BLOCKED_TOLD_AT_ONCE))
+def test_memory_alarm_writes_conn_blocked(broker: Any, spawn: Callable[..., Client], strategy: str) -> None:
+    publisher = spawn(strategy, "publisher", count=200, rate=50.0)
+    publisher.wait_for(lambda: len(publisher.ids("publish.ok")) >= 10, 20, "10 publishes before the alarm")
+    with memory_alarm(broker):
+        if BLOCKED_TOLD_AT_ONCE[strategy]:
+            publisher.wait_for(lambda: "conn.blocked" in kinds(publisher), 15, "conn.blocked during the alarm")
+        else:
+            publisher.wait_for(publisher.quiet_for(1.5), 15, "the publisher to stall in basic_publish")
+            assert "conn.blocked" not in kinds(publisher)  # pika has not told it yet
+    publisher.wait_for(lambda: "conn.unblocked" in kinds(publisher), 15, "conn.unblocked after the alarm")
+    blocked = first(publisher, "conn.blocked")
+    if strategy != "kombu-drain":  # py-amqp passes its own fixed text, not the broker's reason
+        assert "memory" in blocked.get("reason", ""), blocked
+    assert publisher.wait_exit(60) == 0, publisher.tail()
+    assert len(publisher.ids("publish.ok")) == 200
+    publisher.assert_valid_history()
+
+
+def publish_raw(broker: Any, vhost: str, *ids: str, arguments: dict[str, Any] | None = None) -> None:
+    """Declare the run's queue (as the harness does, or with ``arguments``) and publish ``ids``
+    as persistent messages, from the test itself (not the strategy under test)."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url(vhost)))
+    try:
+        channel = conn.channel()
+        channel.queue_declare("rc-queue", durable=True, arguments=arguments)
+        for mid in ids:
+            channel.basic_publish("", "rc-queue", mid.encode(), pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
+
+
+#: strategy -> does it consume again after the broker cancelled its consumer (queue deleted)?
+RECONSUMES = {"pika-recover": True, "pika-async": True, "kombu-drain": True, "kombu-mixin": True,
+              "aio-pika-robust": True, "aioamqp-reconnect": True,
+              "pika-naive": False, "aio-pika-plain": False, "aioamqp-naive": False}
+
+
+@pytest.mark.parametrize("strategy", sorted(RECONSUMES))
+def test_queue_delete_writes_consume_cancelled(broker: Any, vhost: str, spawn: Callable[..., Client],
+                                               strategy: str) -> None:
+    consumer = spawn(strategy, "consumer")
+    consumer.wait_for(lambda: "conn.open" in kinds(consumer), 20, "consumer conn.open")
+    publish_raw(broker, vhost, "p0-0")
+    consumer.wait_for(lambda: "p0-0" in consumer.ids("ack"), 20, "the first message acked (consuming)")
+    broker.mgmt.delete_queue(vhost, "rc-queue")
+    consumer.wait_for(lambda: "consume.cancelled" in kinds(consumer), 15, "consume.cancelled")
+    assert "basic.cancel" in first(consumer, "consume.cancelled")["reason"]
+    if RECONSUMES[strategy]:
+        publish_raw(broker, vhost, "p0-1")
+        consumer.wait_for(lambda: "p0-1" in consumer.ids("deliver"), 20, "a delivery after the queue came back")
+        assert consumer.terminate() == 0, consumer.tail()
+    elif consumer.terminate() != 0:  # a naive consumer may give up: then it says why
+        exit_event = consumer.events()[-1]
+        assert exit_event["ok"] is False and "cancel" in exit_event["error"], exit_event
+    consumer.assert_valid_history()
+
+
+#: strategies whose consumer declares the queue itself: a declare the broker refuses (406) must
+#: show as channel.closed with its code, whatever the strategy then does about it
+DECLARING = ["aio-pika-robust", "aioamqp-reconnect", "kombu-drain", "kombu-mixin", "pika-async", "pika-recover"]
+
+
+@pytest.mark.parametrize("strategy", DECLARING)
+def test_refused_declare_writes_channel_closed(broker: Any, vhost: str, spawn: Callable[..., Client],
+                                               strategy: str) -> None:
+    publish_raw(broker, vhost, arguments={"x-max-length": 10})  # not what the strategies declare
+    consumer = spawn(strategy, "consumer")
+    consumer.wait_for(lambda: "channel.closed" in kinds(consumer), 20, "channel.closed")
+    closed = first(consumer, "channel.closed")
+    assert closed["code"] == 406 and "PRECONDITION_FAILED" in closed["reason"], closed
+    if consumer.proc.poll() is None:
+        consumer.terminate()
     consumer.assert_valid_history()

@@ -84,18 +84,35 @@ def channel_close_text(exc: BaseException) -> str:
     return texts[-1] if texts else describe(exc)
 
 
-async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChannel,
-                        tracker: LossTracker) -> None:
-    """Report a channel the broker closes (``channel.closed``) and a consumer it cancels
-    (``consume.cancelled``); for a robust channel, again on every channel it reopens."""
+class ChannelWatch:
+    """Reports a channel the broker closed, once: aio-pika runs a channel's close callbacks in a
+    task of their own, after the failed call has already raised the same exception to us, and a
+    client that gives up may exit before that task runs, so both paths report and the second
+    is ignored."""
 
-    def on_close(_channel: Any, exc: BaseException | None = None) -> None:
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.seen: list[BaseException] = []  # by identity; kept alive so an id is never reused
+
+    def report(self, exc: BaseException | None) -> None:
         # a connection loss closes its channels with the connection's error (conn.lost covers
         # it); our own close passes None or ChannelClosed(None, None): neither is news
-        if isinstance(exc, aiormq.exceptions.ChannelClosed) and not tracker.closing:
-            code = channel_close_code(exc)
-            if code is not None:
-                ctx.channel_closed(channel_close_text(exc), code)
+        if not isinstance(exc, aiormq.exceptions.ChannelClosed) or any(e is exc for e in self.seen):
+            return
+        code = channel_close_code(exc)
+        if code is not None:
+            self.seen.append(exc)
+            self.ctx.channel_closed(channel_close_text(exc), code)
+
+
+async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChannel) -> ChannelWatch:
+    """Report a channel the broker closes (``channel.closed``) and a consumer it cancels
+    (``consume.cancelled``); for a robust channel, again on every channel it reopens. Returns
+    the watch, for the call sites that see the close first."""
+    watch = ChannelWatch(ctx)
+
+    def on_close(_channel: Any, exc: BaseException | None = None) -> None:
+        watch.report(exc)
 
     def on_cancel(frame: Any) -> None:
         ctx.consume_cancelled(f"basic.cancel from the broker (consumer {getattr(frame, 'consumer_tag', '?')})")
@@ -111,6 +128,7 @@ async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChanne
     if reopen is not None:
         reopen.add(hook)
     await hook()
+    return watch
 
 
 async def connect(ctx: ClientContext, robust: bool,
@@ -156,8 +174,12 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
     conn = await connect(ctx, robust, tracker)
     try:
         channel = await conn.channel(publisher_confirms=confirms)
-        await watch_channel(ctx, channel, tracker)
-        await channel.declare_queue(ctx.cfg.queue, durable=True)
+        watch = await watch_channel(ctx, channel)
+        try:
+            await channel.declare_queue(ctx.cfg.queue, durable=True)
+        except aiormq.exceptions.ChannelClosed as exc:
+            watch.report(exc)
+            raise
         outbox = _aio.AsyncOutbox(ctx)
         while (mid := await outbox.next()) is not None:
             ctx.event("publish.invoke", id=mid)
@@ -184,6 +206,7 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
                     raise
             except Exception as exc:  # connection/channel gone: unknown
                 ctx.event("publish.info", id=mid, error=describe(exc))
+                watch.report(exc)
                 if not robust:
                     raise
             else:
@@ -218,9 +241,13 @@ async def _consume(ctx: ClientContext, robust: bool) -> None:
         conn.close_callbacks.add(on_close)
     try:
         channel = await conn.channel()
-        await watch_channel(ctx, channel, tracker)
+        watch = await watch_channel(ctx, channel)
         await channel.set_qos(prefetch_count=int(ctx.cfg.param("prefetch", AIO_PIKA_PARAMS["prefetch"])))
-        queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+        try:
+            queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+        except aiormq.exceptions.ChannelClosed as exc:
+            watch.report(exc)
+            raise
 
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)

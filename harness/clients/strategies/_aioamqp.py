@@ -80,7 +80,8 @@ class Session:
 
     def notice(self, exc: BaseException) -> None:
         """An error from a channel call: the broker closed the channel (the connection is still
-        open) -> ``channel.closed``; otherwise the connection is gone -> ``conn.lost``."""
+        open) -> ``channel.closed``; otherwise the connection is gone -> ``conn.lost`` (only if
+        it had opened: :class:`LossTracker` ignores a refused attempt)."""
         if isinstance(exc, aioamqp.exceptions.ChannelClosed) and self.connection_open:
             self.ctx.channel_closed(exc.message, exc.code)
         else:
@@ -108,9 +109,12 @@ async def _publish_all(ctx: ClientContext, reconnect: bool) -> None:
     try:
         while True:
             if session is None:
+                opening = Session(ctx, tracker)
                 try:
-                    session = await Session(ctx, tracker).open(confirm)
-                except CONN_ERRORS:
+                    session = await opening.open(confirm)
+                except CONN_ERRORS as exc:
+                    opening.notice(exc)  # e.g. the declare refused (406): channel.closed
+                    await opening.close()
                     if not reconnect:
                         raise
                     await asyncio.sleep(delay)
@@ -180,7 +184,7 @@ async def _consume(ctx: ClientContext, reconnect: bool) -> None:
             if await _watch(ctx, session, reconnect):
                 return
         except (*CONN_ERRORS, ConnectionError) as exc:
-            tracker.lost(exc)
+            session.notice(exc)
             if not reconnect:
                 raise
         finally:

@@ -37,6 +37,8 @@ class Worker(ConsumerMixin):
         self._stop = _kombu.check_stopping(ctx)
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        # run() retries a failing (re)declare once a second without calling on_iteration: leave on SIGTERM
+        self._stop()
         return [Consumer(queues=[_kombu.queue(self.ctx)], on_message=_kombu.acking_on_message(self.ctx),
                          prefetch_count=int(self.ctx.cfg.param("prefetch", PARAMS["prefetch"])),
                          no_ack=False)]
