@@ -129,11 +129,14 @@ def _interrupted_docs(out: Path, docs: list[dict[str, Any]]) -> list[dict[str, A
     have = {d.get("run_id") for d in docs}
     extra = []
     for path in sorted(out.glob("*/results.json")):
+        if path.parent.is_symlink():  # out/latest points at a run already listed
+            continue
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if isinstance(doc, dict) and doc.get("run_id") not in have:
+            have.add(doc.get("run_id"))
             extra.append(doc)
     return extra
 
