@@ -12,6 +12,10 @@ whole session.
   this environment cannot inject (kernel faults without root, process faults on an external
   broker) skips the test with the reason.
 * ``chaos_client``: parametrised over ``--chaos-clients`` (default: pika-recover).
+* ``toxiproxy``: a toxiproxy-python client (``toxiproxy.Toxiproxy``) bound to the session's
+  Toxiproxy server, real or our embedded one, for scenarios that shape traffic themselves
+  (``toxiproxy.create(upstream=..., name=...)``, ``proxy.add_toxic(type="latency", ...)``).
+  Proxies the test creates are deleted after it.
 * markers: ``kernel`` (skipped with the reason where kernel faults cannot run), ``slow``.
 * ``--chaos-report PATH``: the HTML report written at session end from every run the session
   made (all xdist workers merged) [default: <chaos-reports>/<session>/report.html].
@@ -161,6 +165,36 @@ def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
         return RunOutcome(doc, reports)
 
     return run
+
+
+@pytest.fixture
+def toxiproxy(chaos_env: Any) -> Iterator[Any]:
+    """A ``toxiproxy.Toxiproxy`` (toxiproxy-python) talking to the session's Toxiproxy server.
+
+    That library keeps the server's host and port as class attributes of ``APIConsumer``, shared
+    by the whole process: they are pointed at our server for the test and restored after it.
+    Every proxy that appeared during the test (the test's own; runs delete theirs) is deleted
+    after it, so one test's proxies never leak into the next."""
+    from toxiproxy import Toxiproxy
+    from toxiproxy.api import APIConsumer
+
+    from harness.env.toxiproxy import url_host_port
+
+    host, port = url_host_port(chaos_env.proxy_server.url)
+    saved = APIConsumer.host, APIConsumer.port
+    client = Toxiproxy()
+    client.update_api_consumer(host, port)
+    before = set(client.proxies())
+    try:
+        yield client
+    finally:
+        try:
+            for name, proxy in client.proxies().items():
+                if name not in before:
+                    with contextlib.suppress(Exception):  # already gone is what we want
+                        proxy.destroy()
+        finally:
+            APIConsumer.host, APIConsumer.port = saved
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -22,10 +22,14 @@ TOXIPROXY_URL = "http://127.0.0.1:8474"
 
 
 def docker_client() -> Any:
-    """The Docker SDK client, or one clear error when no engine answers."""
+    """The Docker SDK client, or one clear error when the SDK is not installed (it is the
+    ``compose`` extra, needed by this backend only) or no engine answers."""
     try:
         import docker
-
+    except ImportError:
+        raise ChaosError("the compose backend needs the Docker SDK for Python, which is not installed",
+                         "pip install 'rabbit-chaos[compose]' (or use --backend local)") from None
+    try:
         client = docker.from_env(timeout=10)
         client.ping()
         return client
