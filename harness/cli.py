@@ -112,8 +112,7 @@ def _preflight(cfg: Any, faults: list[str]) -> None:
 
     probe_writable(cfg.reports_dir, "reports dir", "--reports-dir")
     windows = [w.fault for f in faults for w in validate_fault(f, cfg.fault_for).windows]
-    if any(getattr(f, "toxic_type", "") for f in windows):
-        check_proxy_support(windows, planned_server(cfg.backend))
+    check_proxy_support(windows, planned_server(cfg.backend))  # also: a TOXIPROXY_URL that does not answer
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -475,7 +474,7 @@ def check_client(
         label = client or "custom"
         if command is None:
             get_client(label)
-        cfg.reports_dir.mkdir(parents=True, exist_ok=True)
+        _preflight(cfg, [])
         console.print(f"check-client: {client_cmd or label}", markup=False)
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:
             res = conformance.check(env, label, cfg.reports_dir, command=command, grace_s=grace)

@@ -64,3 +64,27 @@ def test_an_interrupted_matrix_keeps_finished_cells_and_says_so(tmp_path: Path, 
     res = subprocess.run([*CLI, "report", str(reports)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"({len(meta['runs'])} runs)" in res.stdout, res.stdout
+
+
+def test_a_sigtermed_run_records_itself_as_interrupted(tmp_path: Path):
+    base, reports = 24300, tmp_path / "reports"
+    cmd = [*CLI, "run", "--client", "pika-recover", "--fault", "connection-cut", "--count", "2000", "--rate", "100",
+           "--warmup", "1", "--fault-for", "3", "--reports-dir", str(reports), "--state-dir", str(tmp_path / "state"),
+           "--base-port", str(base)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: list(reports.glob("*/history/publisher-0.jsonl")), proc, 180)  # traffic flows
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, out
+    [run] = [d for d in reports.iterdir() if d.is_dir() and not d.is_symlink()]
+    assert out.strip().splitlines()[-1] == f"interrupted by SIGTERM: results so far in {run}", out
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["verdict"] == "unknown" and doc.get("interrupted") is True, doc
+    assert "interrupted by SIGTERM" in " ".join(doc["reasons"]), doc["reasons"]
+    assert ours_running(base, reports) == []
+    res = subprocess.run([*CLI, "report", str(reports)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and f"interrupted runs: {doc['run_id']}" in res.stdout, res.stdout + res.stderr
