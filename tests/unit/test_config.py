@@ -41,3 +41,17 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, problem: str):
 def test_missing_config_file(tmp_path: Path):
     with pytest.raises(ChaosError, match="does not exist"):
         load(config_file=tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("key", "value"), [("count", 10**20), ("rate", float("inf")), ("warmup", float("nan")),
+                                            ("work", 1e9), ("repeat", 10**6)])
+def test_workload_values_are_bounded_and_finite(tmp_path: Path, key: str, value: float):
+    with pytest.raises(ChaosError) as info:
+        load(cwd=tmp_path, overrides={key: value})
+    assert repr(key) in info.value.problem
+    assert "[tool.rabbit-chaos]" in (info.value.fix or "")
+
+
+def test_sane_workload_values_pass(tmp_path: Path):
+    cfg = load(cwd=tmp_path, overrides={"count": 10_000_000, "rate": 0.0, "warmup": 3600, "work": 60, "repeat": 1000})
+    assert cfg.count == 10_000_000 and cfg.repeat == 1000
