@@ -11,6 +11,9 @@ Rules (ids used in messages):
   schema      ... and a valid event (harness.history.validate_event), written by this process
   bookends    client.start first, client.exit last, each exactly once
   clock       ``t`` never decreases within a process (CLOCK_MONOTONIC)
+  notices     the optional fields the checker reads are well-formed where present:
+              client.start heartbeat_s / heartbeat_window_s, client.exit ok / error,
+              conn.blocked / consume.cancelled / channel.closed reason (and code)
   outcome     every publish.invoke gets exactly one outcome before the next invoke of that id
               and before client.exit; no outcome without an invoke
   ids         the publisher publishes id_prefix+0 .. id_prefix+(count-1), each confirmed ok
@@ -40,6 +43,7 @@ RULES: dict[str, str] = {
     "schema": "every event is valid for its kind and written by its own process",
     "bookends": "client.start first, client.exit last",
     "clock": "t (CLOCK_MONOTONIC) never decreases within a process",
+    "notices": "heartbeat, exit and notice fields are well-formed",
     "outcome": "every publish.invoke gets exactly one outcome before client.exit",
     "ids": "the publisher publishes every id of the config, each confirmed",
     "delivered": "the consumer delivers and acks every published id",
@@ -147,6 +151,60 @@ def check_clock(name: str, lines: Sequence[Line]) -> list[Violation]:
                           "Number(process.hrtime.bigint()) / 1e9, Go/Java: the OS monotonic clock) and write "
                           "events in the order they happen"))
         prev = t if prev is None else max(prev, t)
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _notice_problem(ev: dict[str, Any]) -> tuple[str, str] | None:
+    """(problem, fix) for one event whose optional fields would mislead the checker, else None.
+    The schema (harness.history) only requires the mandatory fields; these are the ones the
+    checker reads for detection windows, give-ups and notices (docs/client-protocol.md)."""
+    kind = ev["kind"]
+    if kind == "client.start":
+        hb, window = ev.get("heartbeat_s"), ev.get("heartbeat_window_s")
+        if hb is not None and not (_number(hb) and hb >= 0):
+            return (f"heartbeat_s {hb!r} is not a number of seconds",
+                    "write the heartbeat your connection negotiated, in seconds (0 = off), or leave it out")
+        if window is not None and not (
+                isinstance(window, list) and len(window) == 2 and _number(window[0])
+                and (window[1] is None or (_number(window[1]) and window[1] >= window[0]))):
+            return (f"heartbeat_window_s {window!r} is not [earliest, latest or null]",
+                    "write [lo, hi] seconds after a silent fault at which your library closes the connection "
+                    "(hi null when it has no bound), or leave it out")
+    elif kind == "client.exit":
+        ok = ev.get("ok")
+        if ok is not None and not isinstance(ok, bool):
+            return f"ok {ok!r} is not true/false", "write ok: true on done/sigterm, false when the client gave up"
+        if ok is False and not (isinstance(ev.get("error"), str) and ev["error"]):
+            return ("client.exit ok: false without an error text",
+                    "name the error that made the client give up in \"error\" (the checker quotes it)")
+        if ok is False and ev.get("reason") in ("done", "sigterm"):
+            return (f"client.exit reason {ev['reason']!r} with ok: false",
+                    "ok: false means the client gave up; \"done\"/\"sigterm\" exits are ok: true")
+    elif kind in ("conn.blocked", "consume.cancelled", "channel.closed"):
+        reason = ev.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            return f"{kind} reason {reason!r} is not text", "write the library's reason as a string"
+        code = ev.get("code")
+        if kind == "channel.closed" and code is not None and not (isinstance(code, int) and not isinstance(
+                code, bool)):
+            return (f"channel.closed code {code!r} is not an integer",
+                    "write the AMQP reply code (404, 406, ...) as a number, or leave it out")
+    return None
+
+
+def check_notices(name: str, lines: Sequence[Line]) -> list[Violation]:
+    """Rule ``notices``: detection is measured from conn.blocked / channel.closed /
+    consume.cancelled, the heartbeat window from client.start, a give-up's reason from
+    client.exit; a malformed optional field there silently changes what the checker says."""
+    out: list[Violation] = []
+    for n, ev in lines:
+        found = _notice_problem(ev)
+        if found is not None:
+            out.append(_v("notices", f"{name}:{n}", found[0], found[1]))
     return out
 
 
@@ -359,6 +417,7 @@ def check_run_dir(run_dir: Path, doc: dict[str, Any], conns: Sequence[dict[str, 
             ends = [Violation(v.rule, v.where, v.problem + log_hint(run_dir, proc), v.fix) for v in ends]
         out += ends
         out += check_clock(name, lines)
+        out += check_notices(name, lines)
         if cfg["role"] == "publisher":
             out += check_outcomes(name, lines)
             out += check_ids(name, lines, cfg["id_prefix"], cfg["count"])

@@ -113,6 +113,37 @@ def test_clock_going_back_is_named() -> None:
     assert rules(bad) == ["clock"] and bad[0].where == "p.jsonl:5" and "CLOCK_MONOTONIC" in bad[0].fix
 
 
+# ---- notices ----------------------------------------------------------------------------------
+
+def test_well_formed_notices_pass() -> None:
+    kw = {"proc": "consumer-0", "role": "consumer"}
+    evs = [ev("client.start", 1.0, library="x", version="1", heartbeat_s=2, heartbeat_window_s=[9.0, 10.0], **kw),
+           ev("conn.blocked", 1.1, reason="low on memory", **kw), ev("conn.blocked", 1.15, **kw),
+           ev("conn.unblocked", 1.2, **kw), ev("consume.cancelled", 1.3, reason="basic.cancel", **kw),
+           ev("channel.closed", 1.4, reason="PRECONDITION_FAILED - x", code=406, **kw),
+           ev("channel.closed", 1.5, reason="closed", **kw),
+           ev("client.exit", 2.0, reason="ConnectionError: gone", ok=False, error="ConnectionError: gone", **kw)]
+    assert c.check_notices("c.jsonl", parsed(evs)) == []
+    assert c.check_notices("p.jsonl", parsed([ev("client.start", 1.0, library="x", version="1",
+                                                  heartbeat_s=60, heartbeat_window_s=[90.0, None])])) == []
+
+
+@pytest.mark.parametrize(("kind", "fields", "problem"), [
+    ("client.start", {"library": "x", "version": "1", "heartbeat_s": "60"}, "heartbeat_s '60'"),
+    ("client.start", {"library": "x", "version": "1", "heartbeat_window_s": [10, 5]}, "heartbeat_window_s"),
+    ("client.start", {"library": "x", "version": "1", "heartbeat_window_s": 9}, "heartbeat_window_s"),
+    ("client.exit", {"reason": "boom", "ok": "no"}, "ok 'no'"),
+    ("client.exit", {"reason": "boom", "ok": False}, "without an error text"),
+    ("client.exit", {"reason": "done", "ok": False, "error": "x"}, "reason 'done' with ok: false"),
+    ("conn.blocked", {"reason": 1}, "conn.blocked reason 1"),
+    ("channel.closed", {"reason": "x", "code": "406"}, "code '406'"),
+])
+def test_malformed_notice_fields_are_named(kind: str, fields: dict[str, Any], problem: str) -> None:
+    bad = c.check_notices("p.jsonl", parsed([ev("client.start", 1.0, library="x", version="1"),
+                                              ev(kind, 1.1, **fields)]))
+    assert rules(bad) == ["notices"] and bad[0].where.startswith("p.jsonl:") and problem in bad[0].problem, bad
+
+
 def test_outcome_rules() -> None:
     assert c.check_outcomes("p.jsonl", parsed(publisher_events())) == []
     evs = publisher_events()
