@@ -80,6 +80,11 @@ def validate_event(event: Any) -> list[str]:
     if problems:
         return problems
     kind = event["kind"]
+    # adjusted after the freeze, following a deliberate change (issue 16 hardening, d42958a): a
+    # non-string kind or role is a problem with the line, no longer a TypeError out of the reader
+    for key in ("kind", "role"):
+        if not isinstance(event[key], str):
+            return [f"{key} must be a string, not {event[key]!r:.60}"]
     if kind not in KINDS:
         return [f"unknown kind {kind!r}"]
     roles, required = KINDS[kind]
