@@ -14,7 +14,9 @@ from harness.env.local import LocalBroker
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
-BASE = 23172
+#: the node listens on BASE..BASE+3; every harness run here uses --base-port BASE (an external backend
+#: only listens on BASE+4, its proxy API), so the module needs 5 ports in all
+BASE = 24350
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_scenarios_run_through_the_external_backend(node: LocalBroker, tmp_path:
             "--chaos-backend", "external",
             "--chaos-amqp-url", f"amqp://guest:guest@127.0.0.1:{BASE}/",
             "--chaos-management-url", f"http://127.0.0.1:{BASE + 2}",
-            "--chaos-state-dir", str(tmp_path / "state"), "--chaos-base-port", str(BASE + 20),
+            "--chaos-state-dir", str(tmp_path / "state"), "--chaos-base-port", str(BASE),
             "--chaos-reports", str(tmp_path / "reports")]
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = res.stdout + res.stderr
@@ -47,7 +49,7 @@ def test_scenarios_run_through_the_external_backend(node: LocalBroker, tmp_path:
 def test_wrong_credentials_is_one_clear_error_without_the_password(node: LocalBroker, tmp_path: Path):
     res = CliRunner().invoke(app, ["run", "--client", "pika-recover", "--backend", "external",
                                    "--amqp-url", f"amqp://guest:s3cret-wrong@127.0.0.1:{BASE}/",
-                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE + 40)])
+                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE)])
     assert res.exit_code == 2, res.output
     assert "refused the credentials for user 'guest'" in res.output
     assert "s3cret-wrong" not in res.output
@@ -56,7 +58,7 @@ def test_wrong_credentials_is_one_clear_error_without_the_password(node: LocalBr
 def test_unreachable_url_is_one_clear_error(tmp_path: Path):
     res = CliRunner().invoke(app, ["run", "--client", "pika-recover", "--backend", "external",
                                    "--amqp-url", "amqp://guest:pw@127.0.0.1:1/",
-                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE + 50)])
+                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE)])
     assert res.exit_code == 2, res.output
     assert "cannot reach an AMQP broker at amqp://guest:***@127.0.0.1:1/" in res.output
     assert ":pw@" not in res.output
@@ -65,7 +67,7 @@ def test_unreachable_url_is_one_clear_error(tmp_path: Path):
 def test_compose_without_a_docker_engine_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     res = CliRunner().invoke(app, ["run", "--client", "pika-recover", "--backend", "compose",
-                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE + 60)])
+                                   "--state-dir", str(tmp_path / "s"), "--base-port", str(BASE)])
     assert res.exit_code == 2, res.output
     assert "no Docker engine is reachable" in res.output
     assert "--backend local" in res.output
