@@ -24,6 +24,9 @@ class Finding:
     never overlapped traffic, or a silent fault was shorter than the client's detection window).
     ``headline``: the short word the matrix cell shows (lost, stranded, unexpected, gave up,
     blocked, stalled, consumer lost, not exercised, ...); defaults to the rule name.
+    ``category``: a finer name within the rule (``lost_confirmed``, ``lost_unroutable``, ...);
+    :func:`harness.checker.rules.run_rules` sets ``rule`` to the registered rule's name and keeps
+    a different name the finding came with here.
     """
 
     rule: str
@@ -33,6 +36,7 @@ class Finding:
     timed: bool = False
     effect: Literal["fail", "unknown"] = "fail"
     headline: str = ""
+    category: str = ""
 
     @property
     def label(self) -> str:

@@ -84,8 +84,8 @@ class CheckResult(BaseModel):
     anything that also made the history incomplete. ``notes`` are findings that do not change the
     verdict (duplicates, reordering, recovered messages). ``examples`` holds example ids per
     category (lost_confirmed, lost_unconfirmed, stranded, unexpected, duplicated, reordered,
-    recovered, ...). ``findings``: every rule's finding (rule, headline, effect, count, text,
-    proven), in rule order; ``headline``: the short word a matrix cell shows (the first proven
+    recovered, ...). ``findings``: every rule's finding (rule, category, headline, effect, count,
+    text, proven), in rule order; ``headline``: the short word a matrix cell shows (the first proven
     failing finding's, else the first unknown-making finding's, else "").
     """
 

@@ -12,8 +12,8 @@
 3. otherwise ``pass``.
 
 Reasons list what proves the failure first, then what made the history incomplete, so a crash that
-caused the loss appears next to the loss. Each finding is also returned as a dict (rule, headline,
-effect, count, text, proven) for results.json, and the run's headline: the first proven failing
+caused the loss appears next to the loss. Each finding is also returned as a dict (rule, category,
+headline, effect, count, text, proven) for results.json, and the run's headline: the first proven failing
 finding's label, else the first unknown-making finding's, else "". Complexity: O(f) over the findings.
 """
 
@@ -60,8 +60,8 @@ def combine(findings: Sequence[Finding], trust: Integrity) -> Judgement:
     first_fail = first_unknown = ""
     for f in findings:
         ok, text = weigh(f, trust)
-        rows.append({"rule": f.rule, "headline": f.label, "effect": f.effect, "count": f.count,
-                     "text": f.text, "proven": ok})
+        rows.append({"rule": f.rule, "category": f.category or f.rule, "headline": f.label, "effect": f.effect,
+                     "count": f.count, "text": f.text, "proven": ok})
         if f.effect != "unknown" and ok:
             proven.append(text)
             first_fail = first_fail or f.label

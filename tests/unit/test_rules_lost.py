@@ -43,7 +43,8 @@ def test_confirmed_while_the_queue_was_deleted_is_lost_unroutable() -> None:
     assert (c.lost, c.lost_confirmed, c.lost_unconfirmed, c.lost_unroutable) == (4, 4, 0, 3)
     assert r.reasons[:2] == ["lost 1 message confirmed by the broker (e.g. p0-6)", UNROUTABLE]
     assert r.examples["lost_unroutable"] == ["p0-3", "p0-4", "p0-5"]
-    assert [f["rule"] for f in r.findings][:2] == ["lost_confirmed", "lost_unroutable"]
+    assert [(f["rule"], f["category"]) for f in r.findings][:2] == [("lost", "lost_confirmed"),
+                                                                     ("lost", "lost_unroutable")]
     assert all(f["headline"] == "lost" for f in r.findings[:2])
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -109,8 +109,12 @@ def rules() -> dict[str, Rule]:
 
 
 def run_rules(ctx: RuleContext) -> list[Finding]:
-    """Every registered rule's findings, in run order (``order``, then name). O(sum of the rules' costs)."""
+    """Every registered rule's findings, in run order (``order``, then name), each named by its rule
+    (a finding's own finer name is kept as its ``category``). O(sum of the rules' costs)."""
     out: list[Finding] = []
     for r in rules().values():
-        out.extend(r.fn(ctx))
+        for f in r.fn(ctx):
+            if f.rule != r.name:  # e.g. lost_confirmed from the queue judge: a category of "lost"
+                f = replace(f, rule=r.name, category=f.category or f.rule)
+            out.append(f)
     return out
