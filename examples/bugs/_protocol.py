@@ -41,7 +41,14 @@ class Client:
     def __init__(self, argv: list[str] | None = None) -> None:
         with open(config_path(sys.argv if argv is None else argv), encoding="utf-8") as f:
             self.cfg: dict[str, Any] = json.load(f)
-        self.params: dict[str, Any] = self.cfg.get("params") or {}
+        self.params: dict[str, Any] = dict(self.cfg.get("params") or {})
+        # ``--param KEY=VALUE`` on the client's own command line overrides the run's params, so
+        # one matrix can hold several variants of a client (each --client-cmd with its knobs)
+        args = sys.argv if argv is None else argv
+        for i, arg in enumerate(args[:-1]):
+            if arg == "--param" and "=" in args[i + 1]:
+                key, value = args[i + 1].split("=", 1)
+                self.params[key] = value
         self.role: str = self.cfg["role"]
         self.proc: str = self.cfg["proc"]
         self.connection_name = f"{self.cfg['run_id']}/{self.proc}"

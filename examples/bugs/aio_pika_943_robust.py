@@ -32,12 +32,17 @@ import asyncio
 import collections
 import gc
 import sys
+import threading
 import time
 from typing import Any
 
 import aio_pika
 from _protocol import Client, describe, run
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from yarl import URL
+
+#: set before this process closes its own connection (its close callbacks must not say "lost")
+CLOSING = threading.Event()
 
 
 def aiormq_window(heartbeat: int) -> list[float]:
@@ -47,14 +52,16 @@ def aiormq_window(heartbeat: int) -> list[float]:
 
 
 async def connect(c: Client) -> AbstractRobustConnection:
-    """A robust connection whose opens and losses are written as events."""
-    conn = await aio_pika.connect_robust(
-        c.cfg["amqp_url"], client_properties={"connection_name": c.connection_name},
-        reconnect_interval=float(c.param("reconnect_interval_s", 1.0)))
+    """A robust connection whose opens and losses are written as events. The connection name
+    and reconnect interval go in the URL query (aio-pika's documented ``?name=``): with a URL,
+    ``connect_robust`` ignores its ``client_properties`` argument."""
+    url = URL(c.cfg["amqp_url"]).update_query(
+        name=c.connection_name, reconnect_interval=str(float(c.param("reconnect_interval_s", 1.0))))
+    conn = await aio_pika.connect_robust(url)
     c.event("conn.open")
     conn.reconnect_callbacks.add(lambda _conn: c.event("conn.open", reconnect=True))
     conn.close_callbacks.add(
-        lambda _conn, exc=None: None if c.stopping.is_set() else c.event(
+        lambda _conn, exc=None: None if c.stopping.is_set() or CLOSING.is_set() else c.event(
             "conn.lost", error=describe(exc) if isinstance(exc, BaseException) else str(exc)))
     return conn
 
@@ -94,6 +101,7 @@ async def consumer(c: Client) -> None:
     print(f"after setup: the channel tracks {sum(len(v) for v in tracked.values())} queue(s) to restore",
           flush=True)
     await until_stopping(c)
+    CLOSING.set()
     await conn.close()
 
 
@@ -132,6 +140,7 @@ async def publisher(c: Client) -> None:
             await asyncio.sleep(retry_delay)
             continue
         c.event("publish.ok", id=mid, confirmed=True)
+    CLOSING.set()
     await conn.close()
 
 
