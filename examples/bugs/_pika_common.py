@@ -99,9 +99,12 @@ def publisher(c: Client, heartbeat: int, blocked_timeout: float | None = None, r
                 owed.appendleft(mid)
                 continue
             except CONNECTION_ERRORS as exc:
-                # ConnectionBlockedTimeout lands here too: pika dropped the blocked connection
-                c.event("publish.info", id=mid, error=describe(exc))
-                c.event("conn.lost", error=describe(exc))
+                error = describe(exc)
+                if isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
+                    # our deadline ran out: pika dropped the connection, blocked for too long
+                    error = f"blocked_connection_timeout={blocked_timeout} s ran out: {error}"
+                c.event("publish.info", id=mid, error=error)
+                c.event("conn.lost", error=error)
                 owed.appendleft(mid)
                 close_quietly(conn)
                 conn = channel = None
