@@ -4,8 +4,9 @@ in a worker thread, the ack is handed back to the connection's thread with
 heartbeats are served however long a job takes.
 
 Some messages take a long job (``job_s``, e.g. 25 s): the one at sequence number ``job_at``
-(a list of them is allowed; negative counts from the end, -1 = the last message) or every
-``job_every``-th one; the others take ``short_s``. While a long job runs the client holds one
+(a list of them is allowed, negative counts from the end, -1 = the last message; ``job_s`` may
+then be a list too, one duration per entry) or every ``job_every``-th one; the others take
+``short_s``. While a long job runs the client holds one
 unacknowledged delivery and, with prefetch 1, every other message waits ready in the queue: the
 queue samples look like a stall (ready > 0, a consumer, nothing delivered), but the client is
 *busy*, which is never a stall. So this client must NOT trip the stall rule: the verdict is
@@ -39,8 +40,9 @@ DESCRIPTION = ("busy but correct (rule: busy, must NOT fire a stall): prefetch 1
                "thread and is acked through add_callback_threadsafe while the I/O loop serves heartbeats; "
                "message `job_at` (or every `job_every`-th) takes `job_s`, the rest `short_s`; the verdict "
                "must be pass")
-#: job_at: sequence number(s) of the long job (negative: from the end); job_every: every Nth
-#: message (sequence N-1, 2N-1, ...) takes the long job instead (None: only job_at)
+#: job_at: sequence number(s) of the long job (negative: from the end); job_s: its duration, or a
+#: list of one per job_at entry; job_every: every Nth message (sequence N-1, 2N-1, ...) takes
+#: job_s instead (None: only job_at)
 PARAMS = {**_base.BASE_PARAMS, "prefetch": 1, "job_s": 25.0, "job_at": [0], "job_every": None,
           "short_s": 0.005}
 
@@ -50,13 +52,17 @@ publisher = _base.correct_publisher
 def job_seconds(ctx: ClientContext) -> Callable[[str], float]:
     """How long the job for a message id takes, from its sequence number (the id's digits after
     the publisher's prefix)."""
-    long_s = float(ctx.cfg.param("job_s", PARAMS["job_s"]))
+    job = ctx.cfg.param("job_s", PARAMS["job_s"])
     short_s = float(ctx.cfg.param("short_s", PARAMS["short_s"]))
     every = ctx.cfg.param("job_every", PARAMS["job_every"])
     at = ctx.cfg.param("job_at", PARAMS["job_at"])
     at_list = [at] if isinstance(at, int) else list(at or [])
+    durations = [float(d) for d in job] if isinstance(job, list) else [float(job)] * len(at_list)
+    if len(durations) != len(at_list):
+        raise ValueError(f"busy_consumer: job_s has {len(durations)} durations for {len(at_list)} job_at entries")
+    long_s = max(durations, default=0.0) if isinstance(job, list) else float(job)  # job_every's duration
     count = ctx.cfg.count
-    long_seqs = {a % count if count else a for a in at_list}
+    long_seqs = {(a % count if count else a): d for a, d in zip(at_list, durations, strict=True)}
 
     def seconds(mid: str) -> float:
         digits = mid.rpartition("-")[2]
@@ -65,7 +71,7 @@ def job_seconds(ctx: ClientContext) -> Callable[[str], float]:
         seq = int(digits)
         if every:
             return long_s if (seq + 1) % int(every) == 0 else short_s
-        return long_s if seq in long_seqs else short_s
+        return long_seqs.get(seq, short_s)
 
     return seconds
 
