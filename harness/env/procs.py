@@ -279,16 +279,18 @@ def ensure_ports_free(ports: dict[str, int], settle_s: float = 0.0) -> None:
     taken. All ports are checked before anything starts, so a busy fifth port (the proxy API)
     is reported before a broker boot, not after it."""
     deadline = time.monotonic() + settle_s
-    busy: list[str] = []
+    by_holder: dict[str, list[str]] = {}  # one clause per holder: a leftover beam holds three ports
     fixes: list[str] = []
     for what, port in ports.items():
         while not port_free(port) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not port_free(port):
             who, fix = describe_holder(port)
-            busy.append(f"port {port} ({what}) on 127.0.0.1 is already in use {who}")
+            by_holder.setdefault(who, []).append(f"{port} ({what})")
             if fix and fix not in fixes:
                 fixes.append(fix)
+    busy = [f"port {held[0]} on 127.0.0.1 is already in use {who}" if len(held) == 1
+            else f"ports {', '.join(held)} on 127.0.0.1 are already in use {who}" for who, held in by_holder.items()]
     if busy:
         other = "choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT; we use N to N+4)"
         fix = "; ".join(fixes) + f", or {other}" if fixes else f"stop that process, or {other}"
