@@ -209,9 +209,10 @@ def holdings(idx: Fold, life: Lifecycle, near: list[tuple[float, float]], max_bu
     acking: set[str] = set()
     long_held: list[tuple[str, str, float, float]] = []
 
+    limit = INF if max_busy_s is None else max_busy_s
+
     def release(p: str, ids: dict[str, float], t: float) -> None:
-        if max_busy_s is not None:
-            long_held.extend((p, i, d, t) for i, d in ids.items() if t - d > max_busy_s)
+        long_held.extend((p, i, d, t) for i, d in ids.items() if t - d > limit)
 
     def close(p: str, t: float) -> None:
         s = began.pop(p)
@@ -236,9 +237,11 @@ def holdings(idx: Fold, life: Lifecycle, near: list[tuple[float, float]], max_bu
             if ids:
                 d = ids.pop(ev["id"], None)
                 if d is not None:
-                    release(p, {ev["id"]: d}, ev["t"])
+                    t = ev["t"]
+                    if t - d > limit:
+                        long_held.append((p, ev["id"], d, t))
                     if not ids:
-                        close(p, ev["t"])
+                        close(p, t)
         elif k in DROPS_HELD and ev["role"] == "consumer":
             p = ev["proc"]
             ids = held.get(p)
