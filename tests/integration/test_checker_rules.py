@@ -123,6 +123,16 @@ CASES: dict[str, Case] = {
     # rest; nothing is delivered after the heal, so recovery is never (not recovered)
     "gave-up-connection-cut": Case(ENTRIES["giver_up"], "fail", frozenset({"gave_up", "stranded", "not_recovered"}),
                                    {"lost": 0}, CUT, reason="consumer-0", may_fire=NOTE_RULES),
+    # the same publisher given up under force-close: it never publishes the rest, nothing after the heal
+    "gave-up-publisher-force-close": Case(ENTRIES["giver_up"], "fail", frozenset({"gave_up", "not_recovered"}),
+                                          {"lost": 0, "stranded": 0},
+                                          {"fault": "force-close", "fault_s": 1.0, "rate": 50.0,
+                                           "params": {"gives_up": "publisher"}},
+                                          reason="publisher-0", may_fire=NOTE_RULES),
+    # the negative control of gave up: the same tutorial code with no fault runs to the end
+    "giver-up-no-fault": Case(ENTRIES["giver_up"], "pass", frozenset(),
+                              {"published": COUNT, "delivered": COUNT, "lost": 0, "stranded": 0},
+                              {"params": {"gives_up": "both"}}),
 }
 
 
