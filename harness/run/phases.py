@@ -357,8 +357,8 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
     if stopped is not None:
         if verdict["verdict"] == "pass" or outcome.interrupted is not None:
             verdict["verdict"] = "unknown"
-        if stopped not in verdict["reasons"]:
-            verdict["reasons"].append(stopped)
+        if stopped not in verdict["reasons"]:  # an interrupt first: it explains everything after it
+            verdict["reasons"].insert(0 if outcome.interrupted is not None else len(verdict["reasons"]), stopped)
     spec, strategy, timeline = run.spec, run.strategy, run.timeline
     start, stop = run.marks.get("start"), run.marks.get("fault_stop")
     timeline_s = stop - start if start is not None and stop is not None else None
