@@ -3,7 +3,8 @@
     from harness.checker import check
     result = check(events, problems)      # CheckResult: verdict, reasons, counts, timing, metrics
 
-Pipeline (each step its own module; only the fold reads every event):
+Pipeline (each step its own module; only the fold reads every event -- and, when a wait is long
+enough to be a stall or ``max_busy_s`` is set, the liveness pairing of deliveries with acks):
 
     fold       the one O(n) pass: per-message state, other kinds filed    (fold.py)
     queue      total-queue: lost / stranded / unexpected / duplicated /  (queue.py)
