@@ -284,3 +284,15 @@ def test_aioamqp_channel_error_is_channel_closed_only_on_an_open_connection(tmp_
     closed, lost = events(tmp_path)[1:]
     assert (closed["kind"], closed["code"]) == ("channel.closed", 406)
     assert lost["kind"] == "conn.lost"
+
+
+def test_every_strategy_announces_its_heartbeat_and_detection_window() -> None:
+    """client.start carries heartbeat_s (the strategy's heartbeat param) and heartbeat_window_s
+    (harness/clients/heartbeat.py's model): the checker holds silent faults past that window and
+    calls a shorter fault "not exercised", so no built-in strategy may leave it unknown."""
+    from harness.clients.heartbeat import detection_window
+
+    for s in strategies().values():
+        hb = s.params.get("heartbeat")
+        assert isinstance(hb, int | float) and hb > 0, s.name
+        assert detection_window(s.library, hb) is not None, s.name
