@@ -269,3 +269,13 @@ def test_an_interrupted_run_writes_unknown_results_and_re_raises(tmp_path: Path,
     harness_events = [json.loads(line) for line in (run_dir / "history" / "harness.jsonl").read_text().splitlines()]
     assert [e.get("phase", e["kind"]) for e in harness_events] == ["setup", "warmup", "interrupted"]
     assert harness_events[-1]["signal"] == signame
+
+
+def test_deadlines_from_toml_reach_check_options(tmp_path: Path):
+    from harness.config import load
+
+    (tmp_path / "pyproject.toml").write_text("[tool.rabbit-chaos]\nmax_block_s = 5\nmax_detection_s = 30.5\n")
+    assert load(cwd=tmp_path).check_options() == {"max_block_s": 5.0, "max_detection_s": 30.5}
+    (tmp_path / "pyproject.toml").write_text("[tool.rabbit-chaos]\nmax_block_s = 0\n")
+    with pytest.raises(ChaosError, match="max_block_s"):
+        load(cwd=tmp_path)
