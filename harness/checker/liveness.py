@@ -313,6 +313,7 @@ def waits(ctx: RuleContext) -> Waits:
     ctx.metrics["stalls"] = [{**s, "start_s": s["start"] - t0, "end_s": s["end"] - t0} for s in out.stalls]
     ctx.metrics["busy"] = [{**b, "start_s": b["start"] - t0, "end_s": b["end"] - t0} for b in out.busy]
     ctx.metrics["consumption_windows_s"] = [[a - t0, b - t0] for a, b in out.windows]
+    ctx.metrics["consumers_never_acked"] = out.no_ack  # (auto-ack: never busy; known when a wait was judged)
     return out
 
 
