@@ -425,11 +425,15 @@ def bench_proxy(
     from harness.env.environment import Environment
     from harness.proxy.bench import bench_amqp, bench_tcp
 
-    with Environment(state_dir, base_port) as env:
-        url = env.proxy_server.url if env.proxy_server else None
-        versions = env.versions()
-        amqp = bench_amqp("127.0.0.1", env.broker.amqp_port, seconds=seconds, url=url)
-        tcp = bench_tcp(seconds=seconds / 2, url=url)
+    try:
+        with Environment(state_dir, base_port) as env:
+            url = env.proxy_server.url if env.proxy_server else None
+            versions = env.versions()
+            amqp = bench_amqp("127.0.0.1", env.broker.amqp_port, seconds=seconds, url=url)
+            tcp = bench_tcp(seconds=seconds / 2, url=url)
+    except ChaosError as exc:
+        _fail(exc)
+        return
     _emit({"bench": "proxy", "amqp": amqp, "tcp": tcp, "versions": versions})
 
 
