@@ -2,7 +2,8 @@
 before anything boots, interrupted matrices say so, ``report DIR...`` finds every run, and
 hostile input (markup, NaN, a client line that is a list) never ends in a traceback.
 
-Ports used here: 24300-24304 (hardening-D's range), only bound by the tests themselves."""
+Ports: ephemeral ones the tests bind themselves (so a broker of an integration test running at the
+same time cannot interfere), or hardening-D's range (24300-24304) where nothing listens."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def no_real_toxiproxy(monkeypatch):
 
 
 # ---- ports -------------------------------------------------------------------------------
-def _listen(port: int) -> socket.socket:
+def _listen(port: int = 0) -> socket.socket:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
@@ -63,48 +64,59 @@ def _listen(port: int) -> socket.socket:
     return s
 
 
+def _port(s: socket.socket) -> int:
+    return int(s.getsockname()[1])
+
+
 def test_busy_proxy_api_port_is_named_before_any_boot(tmp_path, monkeypatch, no_real_toxiproxy):
     booted: list[str] = []
     monkeypatch.setattr(LocalBroker, "start", lambda self: booted.append("boot"))
-    with _listen(BASE + 4):
-        env = Environment(tmp_path / "state", BASE)
+    with _listen() as held:
+        base = _port(held) - 4
+        env = Environment(tmp_path / "state", base)
         with pytest.raises(ChaosError) as info:
             env.start()
-    assert f"port {BASE + 4} (proxy API)" in info.value.problem
+    assert f"{base + 4} (proxy API)" in info.value.problem
     assert "--base-port" in (info.value.fix or "")
     assert booted == []
 
 
 def test_every_busy_port_is_listed_in_one_message():
-    with _listen(BASE), _listen(BASE + 2), pytest.raises(ChaosError) as info:
-        procs.ensure_ports_free({"AMQP": BASE, "Erlang distribution": BASE + 1, "management": BASE + 2})
+    with _listen() as a, _listen() as b, _listen() as c:
+        pa, pb, free = _port(a), _port(b), _port(c)
+        c.close()
+        with pytest.raises(ChaosError) as info:
+            procs.ensure_ports_free({"AMQP": pa, "Erlang distribution": free, "management": pb})
     p = info.value.problem
-    assert f"ports {BASE} (AMQP), {BASE + 2} (management) on 127.0.0.1 are already in use" in p  # one holder
-    assert f"port {BASE + 1}" not in p
+    assert f"ports {pa} (AMQP), {pb} (management) on 127.0.0.1 are already in use" in p  # one holder
+    assert f"{free}" not in p
     assert "by python" in p or "(pid " in p  # we hold it ourselves: named by program and pid
 
 
 def test_free_ports_pass():
-    procs.ensure_ports_free({"AMQP": BASE, "proxy API": BASE + 4})
+    with _listen() as a:
+        port = _port(a)
+    procs.ensure_ports_free({"AMQP": port})
 
 
 def test_a_leftover_broker_of_ours_names_the_state_dir_that_reaps_it(tmp_path):
     """A process that looks like our beam.smp (node name rabbit_chaos_*, log base under a state
     dir) holding the AMQP port: the error says it is ours and which --state-dir reaps it."""
     other = tmp_path / "other-state"
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import socket, sys
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", {BASE})); s.listen(); print("listening", flush=True); sys.stdin.read()
+        s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True); sys.stdin.read()
     """)
     env = {**os.environ, "RABBITMQ_NODENAME": f"rabbit_chaos_{BASE}@localhost",
            "RABBITMQ_LOG_BASE": str(other / "broker" / "log")}
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              env=env, text=True)
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "listening"
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
         with pytest.raises(ChaosError) as info:
-            procs.ensure_ports_free({"AMQP": BASE})
+            procs.ensure_ports_free({"AMQP": port})
     finally:
         child.kill()
         child.wait()
@@ -132,6 +144,7 @@ def test_a_broker_that_fails_to_boot_shows_this_boots_log_lines_only(tmp_path, m
     server.chmod(0o755)
     monkeypatch.setattr(local, "RABBIT_BIN", tmp_path / "bin")
     monkeypatch.setattr(LocalBroker, "_start_epmd", lambda self: None)
+    monkeypatch.setattr(procs, "ensure_ports_free", lambda *a, **k: None)  # the log is the point here
     b = LocalBroker(tmp_path / "s", base_port=BASE)
     b.log_dir.mkdir(parents=True)
     (b.log_dir / "stdout.log").write_text("stale line from an earlier, successful boot\n")
