@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         role_fn(ctx)
     except BaseException as exc:  # noqa: BLE001 - the client gave up: a finding, recorded with its reason
         text = f"{type(exc).__name__}: {exc}"
-        ctx.exit(text, ok=False, error=text)
+        # an exception with no message says less than the last error the strategy recorded
+        ctx.exit(text, ok=False, error=text if str(exc) else None)
         traceback.print_exc()
         ctx.history.close()
         return 1

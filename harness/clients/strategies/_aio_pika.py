@@ -200,10 +200,10 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
                 if not robust:
                     raise ConnectionError(error) from None
             except TimeoutError:
-                ctx.event("publish.info", id=mid, error=f"publish timed out: no confirm within "
-                          f"publish_timeout_s={timeout} s (outcome unknown)")
+                error = f"publish timed out: no confirm within publish_timeout_s={timeout} s"
+                ctx.event("publish.info", id=mid, error=f"{error} (outcome unknown)")
                 if not robust:
-                    raise
+                    raise TimeoutError(error) from None
             except Exception as exc:  # connection/channel gone: unknown
                 ctx.event("publish.info", id=mid, error=describe(exc))
                 watch.report(exc)
