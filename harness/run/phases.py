@@ -242,7 +242,8 @@ def nemesis(run: Run) -> None:
     if run.ctx is None:
         raise HarnessFailure("nemesis before setup")
     choose_holds(run)
-    run.phase("fault", timeline=run.timeline.spec(), hold_reason=run.timeline.hold_reason)
+    hold = {"hold_reason": run.timeline.hold_reason} if run.timeline.hold_reason is not None else {}
+    run.phase("fault", timeline=run.timeline.spec(), **hold)
     run.marks["fault_start"] = time.monotonic()
     if run.timeline.windows:
         run.timeline.execute(run.ctx, run.nemesis, run.stop_timeline)
