@@ -1,8 +1,10 @@
 """Shared plumbing of the faulty clients: the correct roles they borrow and a one-connection
 publisher/consumer skeleton, so each faulty module shows only its bug.
 
-The faulty roles do not reconnect: they are meant for fault-free runs (``--fault none``), where
-any connection error is itself a harness problem worth seeing, so it is recorded and raised.
+The one-connection roles here do not reconnect: most faulty clients are meant for fault-free runs
+(``--fault none``), where any connection error is itself a problem worth seeing, so it is recorded
+(``channel.closed`` or ``conn.lost``) and raised, and the client gives up. :mod:`.giver_up` uses
+exactly that under a fault: tutorial code that exits at its first connection error.
 """
 
 from __future__ import annotations
