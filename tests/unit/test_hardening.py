@@ -422,3 +422,12 @@ def test_a_client_line_that_is_a_list_is_one_clear_problem(tmp_path):
                         "consumer-0.jsonl:3: role must be a string, not [1]",
                         "consumer-0.jsonl:4: kind must be a string, not {'a': 1}"]
     assert read_events(p)[1] == problems
+
+
+def test_a_fault_spec_with_several_parameters_is_one_window():
+    from harness.engine import validate_fault
+
+    [w] = validate_fault("latency:latency_ms=200,stream=both", 4).windows
+    assert w.fault.params()["stream"] == "both" and w.fault.params()["latency_ms"] == 200
+    w1, w2 = validate_fault("latency:latency_ms=200,stream=both@1+3,reset-peer@6+1").windows
+    assert w1.fault.params()["stream"] == "both" and w2.fault.name == "reset-peer"
