@@ -360,6 +360,11 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
             verdict["verdict"] = "unknown"
         if stopped not in verdict["reasons"]:  # an interrupt first: it explains everything after it
             verdict["reasons"].insert(0 if outcome.interrupted is not None else len(verdict["reasons"]), stopped)
+    headline = verdict.get("headline", "")
+    if outcome.interrupted is not None:
+        headline = "interrupted"
+    elif outcome.error is not None and verdict["verdict"] != "fail":
+        headline = headline or "harness error"
     spec, strategy, timeline = run.spec, run.strategy, run.timeline
     start, stop = run.marks.get("start"), run.marks.get("fault_stop")
     timeline_s = stop - start if start is not None and stop is not None else None
@@ -372,6 +377,8 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
         "seed": run.seed,
         "verdict": verdict["verdict"],
         "reasons": verdict["reasons"],
+        "headline": headline,
+        "findings": verdict.get("findings", []),
         "interrupted": outcome.interrupted is not None,
         "counts": verdict["counts"],
         "timing": {**verdict.get("timing", {}), "wall_s": round(time.monotonic() - run.t_start, 3),
