@@ -265,6 +265,27 @@ def test_memory_alarm_writes_conn_blocked(broker: Any, spawn: Callable[..., Clie
     publisher.assert_valid_history()
 
 
+#: strategy -> (the deadline param it sets, the words its publish.info must contain)
+DEADLINES = {"pika-recover": ("blocked_connection_timeout", "blocked_connection_timeout=2"),
+             "kombu-drain": ("confirm_timeout_s", "confirm_timeout_s=2"),
+             "aio-pika-robust": ("publish_timeout_s", "publish_timeout_s=2"),
+             "aioamqp-reconnect": ("publish_timeout_s", "publish_timeout_s=2")}
+
+
+@pytest.mark.parametrize("strategy", sorted(DEADLINES))
+def test_a_deadline_that_runs_out_is_publish_info_naming_it(broker: Any, spawn: Callable[..., Client],
+                                                            strategy: str) -> None:
+    param, words = DEADLINES[strategy]
+    publisher = spawn(strategy, "publisher", count=100, rate=50.0, params={"retry_delay_s": 0.5, param: 2})
+    publisher.wait_for(lambda: len(publisher.ids("publish.ok")) >= 10, 20, "10 publishes before the alarm")
+    with memory_alarm(broker):
+        publisher.wait_for(lambda: any(words in str(e.get("error")) for e in publisher.events()
+                                       if e["kind"] == "publish.info"), 20, f"publish.info naming {param}")
+    assert publisher.wait_exit(60) == 0, publisher.tail()
+    assert len(publisher.ids("publish.ok", confirmed=True)) == 100  # re-sent after the alarm
+    publisher.assert_valid_history()
+
+
 def publish_raw(broker: Any, vhost: str, *ids: str, arguments: dict[str, Any] | None = None) -> None:
     """Declare the run's queue (as the harness does, or with ``arguments``) and publish ``ids``
     as persistent messages, from the test itself (not the strategy under test)."""
