@@ -221,3 +221,33 @@ def test_a_client_that_gave_up_after_the_loss_is_reported_as_gave_up_only() -> N
     r = run(h.at(4).finish())
     assert rules_of(r) == {"gave_up"}
     assert RESET in r.reasons[0]
+
+
+def test_the_redelivery_to_another_consumer_counts_and_old_acks_are_not_held() -> None:
+    h = base()
+    h.start("consumer-1", heartbeat_s=2, heartbeat_window_s=[7, 14])
+    h.conn("consumer-1", "open", t=0.3)
+    inline_slow_job(h, lost_at=31.2)
+    h.deliver("consumer-1", "p0-10", redelivered=True, t=31.5)
+    h.ack("consumer-1", "p0-10", t=31.6)
+    r = run(h.at(33).finish())
+    assert rules_of(r) == {"dropped"}, r.reasons
+    assert "1 message it held was redelivered (duplicate)" in r.reasons[0]
+    [d] = r.metrics["drops"]
+    assert d["held"] == 1  # p0-0..9 were acked long before: they reached the broker
+
+
+def test_two_drops_of_one_consumer_each_count_their_own_redeliveries() -> None:
+    h = base()
+    inline_slow_job(h, lost_at=31.2, back_at=33.0)
+    h.publish("publisher-0", "p0-11")
+    h.deliver("consumer-0", "p0-11", t=34.0)
+    h.conn("consumer-0", "lost", t=60.0, error=RESET)
+    h.conn("consumer-0", "open", t=61.0)
+    h.deliver("consumer-0", "p0-11", redelivered=True, t=61.1)
+    h.ack("consumer-0", "p0-11", t=61.2)
+    r = run(h.at(62).finish())
+    [f] = r.findings
+    assert f["count"] == 2 and f["text"].endswith("; and 1 more drop (at t=+60.0s)")
+    assert [(d["redelivered_ids"], d["reopened_s"]) for d in r.metrics["drops"]] == [
+        (["p0-10"], 33.0), (["p0-11"], 61.0)]

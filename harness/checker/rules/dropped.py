@@ -41,7 +41,8 @@ next ``conn.open``, or for a channel/consumer, its next ``deliver``) or was stop
 heartbeat bound + ``fault_grace_s`` before the drop (an ack written on a connection the broker had
 already closed never reached it). One finding per process, count = its drops;
 ``metrics.drops`` lists each. Proof: the notice itself (``PROOF_POSITIVE``); timed when it was
-judged against fault windows or a harness signal (other processes' clocks).
+judged against fault windows, or came within ``clock_tolerance_s`` of the harness's signal (other
+processes' clocks).
 
 Cost: O(k log k) over the low-volume connection and lifecycle events. Only when a drop is found
 (a failing run): one pass over the history from the dropped connection's ``conn.open`` onwards,
@@ -220,19 +221,22 @@ def follow(ctx: RuleContext, drops: list[Drop]) -> None:
     #: and the time before which its acks reached the broker (its next drop's t - margin)
     margin = {p: grace + heartbeat_bound(starts.get(p)) for p in dropping}
     cut = {p: next(d.t for d in queue if d.proc == p) - margin[p] for p in dropping}
-    k = 0  # queue[k] is the next drop to pass
+    k = 0  # queue[k] is the next drop to pass, at next_t
+    next_t: float = queue[0].t
+    next_ev: Event | None = queue[0].ev  # None: every drop passed
     events = idx.events
     lo = min(d.opened_t if d.opened_t is not None else idx.t0 for d in drops)
     for i in range(bisect_left(events, lo, key=_t), len(events)):
         ev = events[i]
         t = ev["t"]
-        while k < len(queue) and (t > queue[k].t or ev is queue[k].ev):
+        while t > next_t or ev is next_ev:
             d = queue[k]
             _close(d, collecting.pop(d.proc, {}), awaiting)
             if d.reopened_t is None:
                 behind.setdefault(d.proc, []).append(d)
             k += 1
             cut[d.proc] = next((e.t - margin[d.proc] for e in queue[k:] if e.proc == d.proc), INF)
+            next_t, next_ev = (queue[k].t, queue[k].ev) if k < len(queue) else (INF, None)
         kind = ev["kind"]
         if kind == "deliver":
             if awaiting and ev["redelivered"] and ev["id"] in awaiting:
@@ -311,6 +315,9 @@ def dropped(ctx: RuleContext) -> list[Finding]:
         text = "dropped: " + describe(ds[0], p, t0)
         if len(ds) > 1:
             text += f"; and {plural(len(ds) - 1, 'more drop')} (at {', '.join(rel(d.t, t0) for d in ds[1:])})"
-        timed = bool(ctx.faults) or (p is not None and p.signal_t is not None)
+        # judged against other processes' clocks: fault windows, or a harness signal close behind it
+        tol = ctx.opts.clock_tolerance_s
+        timed = bool(ctx.faults) or (p is not None and any(
+            (judged_until(p, ctx.life.drain_t) or INF) - d.t <= tol for d in ds))
         out.append(Finding("dropped", len(ds), text, PROOF_POSITIVE, timed=timed, headline=HEADLINE))
     return out
