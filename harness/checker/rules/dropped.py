@@ -48,7 +48,9 @@ Cost: O(k log k) over the low-volume connection and lifecycle events. Only when 
 (a failing run): one pass over the history from the dropped connection's ``conn.open`` onwards,
 reading the dropping processes' ``deliver``/``ack`` events, to count the redeliveries (the fold
 keeps duplicates only as a global count and id set, not per process or time); it stops once
-every held id was redelivered and every comeback seen.
+every held id was redelivered and every comeback seen. Measured on the bench's 1 M-event synthetic
+history: 0.60 s with its in-window losses excused (no pass), 0.77 s with a consumer dropped at 10 %
+of the run (a full pass: some held ids were acked and are never redelivered).
 """
 
 from __future__ import annotations
