@@ -11,11 +11,15 @@ long duration"), fedora-messaging #130. Fix: pika_threaded_ack.py.
     rabbit-chaos run --client-cmd ".venv/bin/python examples/bugs/pika_inline_slow.py" \
         --client pika-inline-slow --param job_s=30
 
-Expected verdict: fail. With ``reconnect=1`` (default, pika's documented recovery loop) the
-consumer's connection is gone from the broker for the rest of the job while messages wait
-(consumer lost), then it reconnects and gets the job again, redelivered (a duplicate). With
-``reconnect=0`` (the tutorial: ``start_consuming()`` and nothing around it) it exits with the
-error: gave up, its messages stranded.
+Expected verdict: fail. With ``reconnect=1`` (default, pika's documented recovery loop):
+"dropped" (the connection was lost with no fault in effect, the held job redelivered: a
+duplicate), and, when the job outlasts the broker's detection by more than ``max_stall_s``,
+"consumer lost" too (``job_s=60``: the broker lists no consumer for ~26 s while the process
+still works on its job). With ``reconnect=0`` (the tutorial: ``start_consuming()`` and nothing
+around it) it exits with the error: "gave up", its messages stranded.
+Measured on RabbitMQ 3.10.8: with heartbeat 10 the broker logged "missed heartbeats from
+client, timeout: 10s" ~30 s after the client went silent, so a 30 s job ends just as its
+connection is closed (the ack fails: StreamLostError "Transport indicated EOF").
 
 Knobs (``--param``): ``job_s`` (30), ``slow_at`` (10), ``slow_every`` (0), ``heartbeat`` (10),
 ``prefetch`` (1), ``reconnect`` (1), ``retry_delay_s`` (1).

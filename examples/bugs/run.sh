@@ -3,7 +3,7 @@
 #   case | variant | expected | actual verdict | headline reasons
 #
 #   examples/bugs/run.sh                       # all cases
-#   examples/bugs/run.sh pika-blocked kombu54  # cases whose name starts with one of these
+#   examples/bugs/run.sh pika-blocked 'kombu*' # the cases named (shell patterns allowed)
 #
 # Environment: BASE_PORT (24500), STATE_DIR (/tmp/rc-E3), REPORTS_DIR ($STATE_DIR/reports),
 # RABBIT_CHAOS (the repo's .venv/bin/rabbit-chaos), EXTRA_ARGS (appended to every run, e.g.
@@ -29,6 +29,7 @@ ALARM=(--fault memory-alarm --fault-for 20)
 CASES=(
   "pika-threaded-ack|job in a thread, 30 s job, hb 10|pass|$PIKA/pika_threaded_ack.py|--param job_s=30"
   "pika-inline-slow|30 s job inline, hb 10, reconnect|fail|$PIKA/pika_inline_slow.py|--param job_s=30"
+  "pika-inline-slow-60|60 s job inline, hb 10, reconnect|fail|$PIKA/pika_inline_slow.py|--param job_s=60"
   "pika-inline-slow-exit|30 s job inline, hb 10, no reconnect|fail|$PIKA/pika_inline_slow.py|--param job_s=30 --param reconnect=0"
   "pika-blocked|no blocked_connection_timeout, alarm 20 s|fail|$PIKA/pika_blocked_publisher.py|${ALARM[*]}"
   "pika-blocked-fixed|blocked_connection_timeout=5, alarm 20 s|pass|$PIKA/pika_blocked_publisher.py|${ALARM[*]} --param blocked_timeout=5"
@@ -39,10 +40,10 @@ CASES=(
   "aio-pika-9.5.5|same code on 9.5.5, force-close|pass|$B/.venv-aiopika955/bin/python $B/aio_pika_943_robust.py|--fault force-close:target=consumer"
 )
 
-selected() {  # selected NAME: true when no filter given or NAME starts with one of the filters
+selected() {  # selected NAME: true when no filter given or NAME matches one of them (a shell pattern)
   [[ $# -eq 1 && ${#FILTERS[@]} -eq 0 ]] && return 0
   local f
-  for f in "${FILTERS[@]}"; do [[ "$1" == "$f"* ]] && return 0; done
+  for f in "${FILTERS[@]}"; do [[ "$1" == $f ]] && return 0; done  # unquoted: a pattern
   return 1
 }
 FILTERS=("$@")
