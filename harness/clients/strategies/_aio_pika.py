@@ -115,7 +115,8 @@ async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChanne
         watch.report(exc)
 
     def on_cancel(frame: Any) -> None:
-        ctx.consume_cancelled(f"basic.cancel from the broker (consumer {getattr(frame, 'consumer_tag', '?')})")
+        ctx.consume_cancelled(f"basic.cancel from the broker (consumer {getattr(frame, 'consumer_tag', '?')}: "
+                              "queue deleted, or consumer timeout)")
 
     async def hook(*_: Any) -> None:
         underlay = await channel.get_underlay_channel()
