@@ -117,9 +117,8 @@ async def publisher(c: Client) -> None:
     fresh = iter(c.ids())
     due = time.monotonic()
     while not c.stopping.is_set():
-        if owed:
-            mid = owed.popleft()
-        else:
+        mid: str | None = owed.popleft() if owed else None
+        if mid is None:
             mid = next(fresh, None)
             if mid is None:
                 break
