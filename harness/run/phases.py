@@ -383,8 +383,7 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
         "counts": verdict["counts"],
         "timing": {**verdict.get("timing", {}), "wall_s": round(time.monotonic() - run.t_start, 3),
                    "timeline_s": round(timeline_s, 3) if timeline_s else None},
-        "versions": {**run.env.versions(), "client_library": strategy.library if strategy else "custom",
-                     "client_library_version": strategy.version if strategy else None,
+        "versions": {**run.env.versions(), **_client_library(strategy, events),
                      "rabbit_chaos": __version__},
         "metrics": verdict.get("metrics", {}),
         "notes": verdict.get("notes", []),
@@ -399,6 +398,18 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
     }
     results.write(run.run_dir, doc, run.reports_dir)
     return doc
+
+
+def _client_library(strategy: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The client library and version for results.json: a built-in strategy's own; for an outside
+    client, what its ``client.start`` declared (so a report can tell aio-pika 9.4.3 from 9.5.5),
+    labelled "custom" only when it declared nothing."""
+    if strategy is not None:
+        return {"client_library": strategy.library, "client_library_version": strategy.version}
+    for ev in events:
+        if ev.get("kind") == "client.start" and ev.get("library"):
+            return {"client_library": str(ev["library"]), "client_library_version": ev.get("version")}
+    return {"client_library": "custom", "client_library_version": None}
 
 
 def _until(pred: Any, timeout: float, step: float = 0.1) -> bool:
