@@ -119,10 +119,17 @@ def command_for(doc: dict[str, Any]) -> tuple[str, str]:
     argv = ["rabbit-chaos", "run", "--client", fmt.text(client), "--fault", fmt.text(doc.get("fault", "none"))]
     missing = []
     for opt, key in (("--count", "count"), ("--rate", "rate"), ("--warmup", "warmup_s"), ("--fault-for", "fault_s")):
+        if key == "fault_s" and key in spec and spec[key] is None:
+            continue  # the fault's own hold (or its silent hold): the same command chooses it again
         v = fmt.cli_number(spec.get(key))
         if v is None:
             missing.append(opt)
         else:
+            argv += [opt, v]
+    for opt, key in (("--max-stall", "max_stall_s"), ("--max-busy", "max_busy_s"), ("--max-block", "max_block_s"),
+                     ("--max-detection", "max_detection_s"), ("--max-recovery", "max_recovery_s")):
+        v = fmt.cli_number(_dict(spec.get("check_options")).get(key))
+        if v is not None:
             argv += [opt, v]
     seed = fmt.cli_number(doc.get("seed", spec.get("seed")))
     if seed is None:
@@ -134,7 +141,7 @@ def command_for(doc: dict[str, Any]) -> tuple[str, str]:
         caveats.append(f"results.json does not record {', '.join(missing)}: the defaults apply")
     if _dict(spec.get("params")):
         caveats.append(f"client parameters {spec['params']!r} have no CLI option and are not repeated")
-    if _dict(doc.get("versions")).get("client_library") == "custom":
+    if doc.get("client_command") or _dict(doc.get("versions")).get("client_library") == "custom":
         caveats.append("this run used a custom client command, which `run --client` cannot name")
     return fmt.shell_join(argv), "; ".join(caveats)
 

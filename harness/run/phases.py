@@ -394,6 +394,7 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
                              or "no fault: the control run",
         "timeline": timeline.as_dict(),
         "client_description": strategy.description if strategy else " ".join(run.command or []),
+        "client_command": None if strategy else run.command,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     results.write(run.run_dir, doc, run.reports_dir)
