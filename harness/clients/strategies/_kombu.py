@@ -117,7 +117,7 @@ def publisher(ctx: ClientContext) -> None:
     outbox = Outbox(ctx)
     current: list[str] = []  # the id inside publish(), for the callbacks
     limit = ctx.cfg.param("confirm_timeout_s", KOMBU_PARAMS["confirm_timeout_s"])
-    # only when set: kombu before 5.3 has no confirm_timeout keyword
+    # only when set: older kombu releases have no confirm_timeout keyword
     deadline: dict[str, Any] = {} if limit is None else {"confirm_timeout": float(limit)}
 
     def errback(exc: BaseException, _interval: float) -> None:
