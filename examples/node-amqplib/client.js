@@ -221,13 +221,15 @@ async function consumer() {
     try {
       const ch = await session.conn.createChannel();
       chOpen = true;
-      ch.on('error', () => {});
+      // the broker closed the channel under us (e.g. 404 after a queue delete): 'error' carries why
+      ch.on('error', (err) => event('channel.closed', {reason: describe(err),
+        ...(Number.isInteger(err && err.code) ? {code: err.code} : {})}));
       ch.on('close', () => { chOpen = false; wake(); });
       await declare(ch);
       await ch.prefetch(PREFETCH);
       await ch.consume(cfg.queue, (msg) => {
         if (msg === null) { // basic.cancel from the broker (queue deleted): start over
-          event('consume.cancelled', {error: 'basic.cancel from the broker'});
+          event('consume.cancelled', {reason: 'basic.cancel from the broker'});
           closeQuietly(session);
           return;
         }
@@ -250,12 +252,14 @@ async function consumer() {
 
 // ---- the protocol's bookends ----------------------------------------------------------------
 async function main() {
+  // heartbeat_s: the checker holds silent faults past this client's detection window (no model
+  // for amqplib, so it assumes two missed heartbeats) and says "not exercised" when one is shorter
   event('client.start', {library: 'amqplib', version: libraryVersion(),
-    language: `node ${process.version}`});
+    language: `node ${process.version}`, heartbeat_s: HEARTBEAT});
   try {
     await (cfg.role === 'publisher' ? publisher() : consumer());
   } catch (err) {
-    event('client.exit', {reason: describe(err), ok: false});
+    event('client.exit', {reason: describe(err), ok: false, error: describe(err)});
     console.error(err);
     return 1;
   }

@@ -49,7 +49,7 @@ from harness.checker.fold import Fold
 from harness.checker.lifecycle import Lifecycle, Proc
 from harness.checker.model import CheckOptions, Timing
 from harness.checker.text import plural
-from harness.clients.heartbeat import detection_window
+from harness.clients.heartbeat import client_window
 from harness.history import Event
 
 #: kinds by which a client shows it noticed something (publish.fail/info come from ``Fold.notices``)
@@ -169,17 +169,6 @@ def predict_detection(idx: Fold, first: FaultWindow, det_proc: dict[str, dict[st
                              else "late" if hi is not None and measured > hi + slack else "inside")
         per[ev["proc"]] = row
     return {"fault": first.name, "by_proc": per}
-
-
-def client_window(start: Event) -> tuple[float, float | None] | None:
-    """The detection window a ``client.start`` declares (``heartbeat_window_s``), else the one its
-    library's model predicts from ``heartbeat_s`` (:func:`harness.clients.heartbeat.detection_window`);
-    None when neither gives one (heartbeats off, or an unknown library)."""
-    w = start.get("heartbeat_window_s")
-    if isinstance(w, list | tuple) and len(w) == 2 and isinstance(w[0], int | float):
-        hi = w[1] if isinstance(w[1], int | float) else None
-        return float(w[0]), None if hi is None else float(hi)
-    return detection_window(str(start.get("library")), start.get("heartbeat_s"))
 
 
 def prediction_notes(timing: Timing) -> list[str]:

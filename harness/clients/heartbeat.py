@@ -30,7 +30,9 @@ Any other library (a user's client, the Node example) has no model: None.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Window = tuple[float, float | None]
 
@@ -76,3 +78,48 @@ def detection_window(library: str, heartbeat_s: object) -> Window | None:
         return None
     lo, hi = model(hb)
     return round(lo, 3), None if hi is None else round(hi, 3)
+
+
+def client_window(start: Mapping[str, Any]) -> Window | None:
+    """The detection window a ``client.start`` event declares (``heartbeat_window_s``), else the one
+    its library's model predicts from ``heartbeat_s``; None when neither gives one (heartbeats
+    off, or an unknown library)."""
+    w = start.get("heartbeat_window_s")
+    if isinstance(w, list | tuple) and len(w) == 2 and _finite(w[0]):
+        return float(w[0]), float(w[1]) if _finite(w[1]) else None
+    return detection_window(str(start.get("library")), start.get("heartbeat_s"))
+
+
+def exercise_bound(start: Mapping[str, Any], max_block_s: float) -> tuple[float, str, str]:
+    """How long a silent fault must last before it can show anything about this client, as
+    (seconds, what the bound is as a phrase, the advice when a fault was shorter).
+
+    One definition for both sides of a run: the engine holds a silent fault past it by default
+    (:mod:`harness.run.holds`) and the checker calls a shorter one "not exercised"
+    (:mod:`harness.checker.rules.not_exercised`).
+
+    * a window (declared, or predicted from ``heartbeat_s``): its upper bound; the lower bound + 1 s
+      when the library promises no latest time (py-amqp);
+    * a heartbeat but no model (an unknown library): 2 × heartbeat (AMQP 0-9-1: a peer is dead after
+      two missed heartbeats);
+    * heartbeats off: such a client cannot notice silence at all; what a silent fault can still
+      show is whether its waiting calls block past ``max_block_s``, so that is the bound.
+    """
+    lib = str(start.get("library") or start.get("proc") or "the client")
+    hb = float(start["heartbeat_s"]) if _finite(start.get("heartbeat_s")) else None
+    window = client_window(start)
+    if window is not None:
+        lo, hi = window
+        at = f" at heartbeat {hb:g} s" if hb is not None else ""
+        if hi is None:
+            return lo + 1.0, f"{lib}'s detection window ({lo:g} s or later{at})", "lower the client's heartbeat"
+        return hi, f"{lib}'s detection window ({lo:g}–{hi:g} s{at})", "lower the client's heartbeat"
+    if hb is not None and hb > 0:
+        return (2 * hb, f"two missed heartbeats of {lib} ({2 * hb:g} s at heartbeat {hb:g} s; no model for it)",
+                "lower the client's heartbeat")
+    return (max_block_s, f"max_block_s ({max_block_s:g} s), and {lib} runs with heartbeats off so only a "
+            "blocked call could show anything", "enable the client's heartbeat")
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -229,8 +229,10 @@ def choose_holds(run: Run) -> None:
     targeted = [c for c in run.clients if role in ("all", c.cfg.role)]
     _until(lambda: all(run.tails[c.proc].count("client.start") or not c.running() for c in targeted),
            run.spec.connect_timeout_s)
-    windows = {c.proc: (run.tails[c.proc].started or {}).get("heartbeat_window_s") for c in targeted}
-    hold = choose_hold(fault, None, windows)
+    from harness.checker.model import CheckOptions
+
+    max_block_s = float(run.spec.check_options.get("max_block_s", CheckOptions().max_block_s))
+    hold = choose_hold(fault, None, {c.proc: run.tails[c.proc].started for c in targeted}, max_block_s)
     run.timeline = tl.held_for(hold.seconds, hold.reason)
 
 

@@ -127,27 +127,44 @@ def test_window_upper_bound():
     assert window_upper([1, float("nan")]) is None and window_upper("7-14") is None
 
 
+def _start(window: object = None, heartbeat_s: object = None, library: str = "pika") -> dict:
+    return {"proc": "consumer-0", "library": library, "heartbeat_s": heartbeat_s, "heartbeat_window_s": window}
+
+
 def test_a_silent_fault_is_held_for_the_longest_window_plus_a_margin():
-    hold = choose_hold(Silent(), None, {"consumer-0": [7, 14], "publisher-0": [3.0, None]})
+    hold = choose_hold(Silent(), None, {"consumer-0": _start([7, 14]), "publisher-0": _start([3.0, None])}, 10.0)
     assert hold.seconds == 19.0  # 14 + max(5, 3.5)
     assert "consumer-0" in hold.reason and "14" in hold.reason
-    long = choose_hold(Silent(), None, {"consumer-0": [65, 130]})
+    long = choose_hold(Silent(), None, {"consumer-0": _start([65, 130])}, 10.0)
     assert long.seconds == 162.5  # 130 + 25 %
 
 
-def test_a_silent_fault_without_any_window_gets_its_default_and_says_so():
-    hold = choose_hold(Silent(), None, {"consumer-0": None})
-    assert hold.seconds == 4.0 and "no targeted client declared" in hold.reason
+def test_a_window_predicted_from_the_heartbeat_alone_counts():
+    hold = choose_hold(Silent(), None, {"consumer-0": _start(None, heartbeat_s=2, library="pika")}, 10.0)
+    assert hold.seconds == 19.0  # pika at heartbeat 2: 7-14 s, + 5
+
+
+def test_without_a_window_the_hold_is_the_checkers_exercise_bound_plus_a_margin():
+    # an unknown library with a heartbeat: two missed heartbeats; heartbeats off: max_block_s
+    unknown = choose_hold(Silent(), None, {"consumer-0": _start(None, heartbeat_s=30, library="amqplib")}, 10.0)
+    assert unknown.seconds == 75.0  # 60 + 25 %
+    off = choose_hold(Silent(), None, {"consumer-0": _start(None, heartbeat_s=0)}, 10.0)
+    assert off.seconds == 15.0  # max_block_s 10 + 5: long enough for the checker to call it exercised
+
+
+def test_a_silent_fault_with_no_client_start_gets_its_default_and_says_so():
+    hold = choose_hold(Silent(), None, {"consumer-0": None}, 10.0)
+    assert hold.seconds == 4.0 and "no targeted client wrote client.start" in hold.reason
 
 
 def test_a_user_given_hold_wins_even_when_short():
-    hold = choose_hold(Silent(), 2.0, {"consumer-0": [65, 130]})
+    hold = choose_hold(Silent(), 2.0, {"consumer-0": _start([65, 130])}, 10.0)
     assert hold.seconds == 2.0 and hold.reason.startswith("user-given")
 
 
 def test_loud_faults_get_their_class_default():
-    assert choose_hold(parse("memory-alarm"), None, {}).seconds == 20.0
-    assert choose_hold(parse("connection-cut"), None, {"consumer-0": [7, 14]}).seconds == 4.0
+    assert choose_hold(parse("memory-alarm"), None, {}, 10.0).seconds == 20.0
+    assert choose_hold(parse("connection-cut"), None, {"consumer-0": _start([7, 14])}, 10.0).seconds == 4.0
 
 
 def test_timeline_for_holds_a_bare_fault_for_its_default_or_the_users_time():

@@ -62,7 +62,7 @@ from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.lifecycle import HARNESS_NOTES, Proc
 from harness.checker.rules import RuleContext, rule
 from harness.checker.text import plural, rel
-from harness.checker.timing import client_window
+from harness.clients.heartbeat import client_window
 from harness.history import Event
 
 INF = float("inf")

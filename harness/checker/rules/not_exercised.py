@@ -34,34 +34,13 @@ import math
 
 from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.rules import RuleContext, rule
-from harness.checker.timing import client_window, noticed_between
+from harness.checker.timing import noticed_between
+from harness.clients.heartbeat import exercise_bound
 from harness.history import Event
 
 HEADLINE = "not exercised"
 #: seconds a recommended hold adds past the bound (the engine's default silent hold uses a margin too)
 HOLD_MARGIN_S = 5.0
-
-
-def _num(v: object) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def client_bound(start: Event, max_block_s: float) -> tuple[float, str, str]:
-    """(bound seconds, what it is as a phrase, the advice) for one ``client.start``."""
-    lib = str(start.get("library") or start["proc"])
-    hb = _num(start.get("heartbeat_s"))
-    window = client_window(start)
-    if window is not None:
-        lo, hi = window
-        at = f" at heartbeat {hb:g} s" if hb is not None else ""
-        if hi is None:
-            return lo + 1.0, f"{lib}'s detection window ({lo:g} s or later{at})", "lower the client's heartbeat"
-        return hi, f"{lib}'s detection window ({lo:g}–{hi:g} s{at})", "lower the client's heartbeat"
-    if hb is not None and hb > 0:
-        return (2 * hb, f"two missed heartbeats of {lib} ({2 * hb:g} s at heartbeat {hb:g} s; no model for it)",
-                "lower the client's heartbeat")
-    return (max_block_s, f"max_block_s ({max_block_s:g} s), and {lib} runs with heartbeats off so only a "
-            "blocked call could show anything", "enable the client's heartbeat")
 
 
 @rule("not_exercised", order=200)
@@ -82,7 +61,7 @@ def not_exercised(ctx: RuleContext) -> list[Finding]:
         for proc, start in starts.items():
             if not w.targets(start["role"]):
                 continue
-            bound, phrase, tip = client_bound(start, ctx.opts.max_block_s)
+            bound, phrase, tip = exercise_bound(start, ctx.opts.max_block_s)
             if held >= bound or noticed_between(idx, ctx.life, proc, w.started_t, end) is not None:
                 continue
             short[phrase] = bound
