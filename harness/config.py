@@ -101,9 +101,12 @@ def load(config_file: Path | None = None, overrides: dict[str, Any] | None = Non
         if pp.exists():
             values.update(_table_from(pp))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    for key in ("clients", "faults"):
-        if isinstance(values.get(key), str):
-            values[key] = [x.strip() for x in values[key].split(",") if x.strip()]
+    if isinstance(values.get("clients"), str):
+        values["clients"] = [x.strip() for x in values["clients"].split(",") if x.strip()]
+    if isinstance(values.get("faults"), str):
+        from harness.matrix import split_faults  # the --faults rule: a comma before key= continues a fault
+
+        values["faults"] = split_faults(values["faults"])
     try:
         return ChaosConfig.model_validate(values)
     except ValidationError as exc:

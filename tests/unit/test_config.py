@@ -55,3 +55,10 @@ def test_workload_values_are_bounded_and_finite(tmp_path: Path, key: str, value:
 def test_sane_workload_values_pass(tmp_path: Path):
     cfg = load(cwd=tmp_path, overrides={"count": 10_000_000, "rate": 0.0, "warmup": 3600, "work": 60, "repeat": 1000})
     assert cfg.count == 10_000_000 and cfg.repeat == 1000
+
+
+def test_a_faults_string_in_toml_splits_like_the_faults_flag(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('faults = "none,latency:latency_ms=200,stream=both,connection-cut"\n')
+    cfg = load(f)
+    assert cfg.faults == ["none", "latency:latency_ms=200,stream=both", "connection-cut"]
