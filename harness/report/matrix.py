@@ -1,5 +1,11 @@
 """The client × fault matrix: one row per client, one column per fault, every run in its cell.
 
+Rows are grouped by the library under test, then strategy, then library version, so a library's
+versions sit side by side (``aio-pika-robust@9.4.3`` above ``aio-pika-robust@10.2.1``). A client
+label run against several library versions without an ``@version`` in its name (stores merged
+from machines with different installs) is split into one row per version rather than averaged
+into one cell.
+
 A cell can hold several runs (``--repeat``, or re-runs collected from the store). Its colour is
 the worst verdict in it (fail > unknown > pass): a cell that failed once in three is a flaky
 client, and the report must not average that away. The text says it too ("2/3 pass"), so the
@@ -8,6 +14,7 @@ colour is never the only carrier of the verdict.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from harness.report.view import RunView
@@ -42,13 +49,47 @@ class Cell:
 
 
 @dataclass
+class Row:
+    """One matrix row: its key (the client label, or ``label@version`` when split by version)."""
+
+    key: str
+    library: str
+    strategy: str
+    version: str
+
+
+@dataclass
+class Group:
+    """The rows of one library (its strategies, each with its versions in version order)."""
+
+    library: str
+    rows: list[Row]
+
+
+@dataclass
 class Matrix:
-    clients: list[str]
+    clients: list[str]  # row keys, in display order
     faults: list[str]
     cells: dict[tuple[str, str], Cell]
+    groups: list[Group] = field(default_factory=list)
 
     def cell(self, client: str, fault: str) -> Cell:
         return self.cells.get((client, fault)) or Cell(client, fault)
+
+    @property
+    def libraries(self) -> list[str]:
+        return [g.library for g in self.groups]
+
+    def versions(self) -> list[tuple[str, str]]:
+        """Every (library, version) pair, for the version filter."""
+        return list(dict.fromkeys((r.library, r.version) for g in self.groups for r in g.rows))
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural version order: 9.4.3 < 9.5.5 < 10.2.1; unknown ("—") last."""
+    if version in ("", "—"):
+        return ((2, ""),)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[A-Za-z]+", version))
 
 
 def _ordered(values: list[str], first: str | None = None) -> list[str]:
@@ -61,10 +102,22 @@ def _ordered(values: list[str], first: str | None = None) -> list[str]:
 
 
 def build(views: list[RunView]) -> Matrix:
-    """Group runs into cells; clients and faults in order of first appearance, the baseline
-    fault ``none`` first so every row starts with the client's behaviour without a fault."""
+    """Group runs into cells and rows into libraries. Libraries and strategies in order of first
+    appearance (the matrix command's order), versions in version order; faults in order of first
+    appearance, the baseline fault ``none`` first so every row starts with the client's behaviour
+    without a fault."""
     cells: dict[tuple[str, str], Cell] = {}
+    rows: dict[str, Row] = {}
     for v in views:
-        cells.setdefault((v.client, v.fault), Cell(v.client, v.fault)).runs.append(v)
-    return Matrix(clients=_ordered([v.client for v in views]), faults=_ordered([v.fault for v in views], "none"),
-                  cells=cells)
+        key = v.row or v.client
+        cells.setdefault((key, v.fault), Cell(key, v.fault)).runs.append(v)
+        rows.setdefault(key, Row(key, v.library, v.strategy, v.library_version))
+    libs = _ordered([r.library for r in rows.values()])
+    strategies = _ordered([r.strategy for r in rows.values()])
+    groups = []
+    for lib in libs:
+        mine = [r for r in rows.values() if r.library == lib]
+        mine.sort(key=lambda r: (strategies.index(r.strategy), version_key(r.version)))
+        groups.append(Group(lib, mine))
+    return Matrix(clients=[r.key for g in groups for r in g.rows], faults=_ordered([v.fault for v in views], "none"),
+                  cells=cells, groups=groups)

@@ -8,7 +8,7 @@ it has not checked: a missing value shows as "—", an unexpected verdict as ``u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.report import fmt, series
@@ -20,6 +20,10 @@ COUNT_ORDER = ("published", "confirmed", "acknowledged", "delivered", "drained",
                "unexpected", "recovered", "reordered")
 #: counts whose non-zero value is bad news (highlighted in the table)
 BAD_COUNTS = frozenset({"lost", "lost_confirmed", "lost_unconfirmed", "stranded", "unexpected"})
+#: what the detection clock measures (harness/checker/timing.py): from the first fault's observed
+#: effect (fault.effect start, else fault.start) to the first notice by the client under test
+DETECTION_LABEL = "detection (fault took effect → the client noticed)"
+RECOVERY_LABEL = "recovery (heal → traffic flowing again)"
 VERSION_ORDER = ("client_library", "client_library_version", "broker", "erlang", "toxiproxy", "rabbit_chaos")
 
 
@@ -69,6 +73,22 @@ class RunView:
     evidence_href: str | None = None
     repeat_index: int = 1
     repeat_total: int = 1
+    #: the checker's short word for the cell ("stranded", "gave up", "interrupted", ...; "" for a pass)
+    headline: str = ""
+    #: every finding: {"headline", "rule", "effect", "count", "text", "proven"} as display text
+    findings: list[dict[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    detection_text: str = "—"
+    #: why recovery is "never" or "—" (recovery_never / recovery_not_needed), for the cell's tooltip
+    recovery_why: str = ""
+    hold_reason: str = ""
+    settle_text: str = ""
+    #: the library under test, the strategy (client label without ``@version``) and the library version
+    library: str = "—"
+    strategy: str = "—"
+    library_version: str = "—"
+    #: the matrix row this run sits in (set by :func:`build_all`)
+    row: str = ""
 
     @property
     def title(self) -> str:
@@ -81,15 +101,107 @@ def _counts(raw: dict[str, Any]) -> list[tuple[str, str, bool]]:
 
 
 def _timing(timing: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("detection (fault start → a client noticed)", fmt.seconds(timing.get("detection_s"))),
-            ("recovery (heal → traffic flowing again)", fmt.seconds(timing.get("recovery_s")))]
+    rows = [(DETECTION_LABEL, fmt.seconds(timing.get("detection_s"))),
+            (RECOVERY_LABEL, _recovery_row(timing))]
+    detail = _dict(timing.get("detail"))
     for label, key in (("detection", "detection_by_role"), ("recovery", "recovery_by_role")):
         for role, v in sorted(_dict(timing.get(key)).items()):
-            rows.append((f"{label}, {role}", fmt.seconds(v)))
+            value = fmt.seconds(v)
+            if label == "recovery" and v is None:
+                value = _recovery_missing(detail, str(role)) or value
+            rows.append((f"{label}, {role}", value))
+    for proc, d in sorted(_dict(detail.get("detection_by_proc")).items()):
+        d = _dict(d)
+        how = " · ".join(fmt.text(d[k]) for k in ("by", "text") if d.get(k))
+        rows.append((f"noticed by {fmt.text(proc)}", fmt.seconds(d.get("detection_s")) + (f" ({how})" if how else "")))
     rows += _predicted_rows(_dict(_dict(timing.get("detail")).get("heartbeat_prediction")))
     rows += [("whole run (wall)", fmt.seconds(timing.get("wall_s"))),
              ("warm-up start → heal", fmt.seconds(timing.get("timeline_s")))]
     return rows
+
+
+def _why(x: Any) -> str:
+    """recovery_never / recovery_not_needed as one sentence ("publisher: ...; consumer: ...")."""
+    if isinstance(x, dict):
+        return "; ".join(f"{fmt.text(k)}: {fmt.text(v)}" for k, v in x.items() if v)
+    return "" if x in (None, "", False) else fmt.text(x)
+
+
+def _recovery_missing(detail: dict[str, Any], role: str) -> str:
+    """"never (why)" or "not needed (why)" for one role whose recovery is null."""
+    never = _dict(detail.get("recovery_never")).get(role)
+    if never:
+        return f"never: {fmt.text(never)}"
+    needless = _dict(detail.get("recovery_not_needed")).get(role)
+    return f"not needed: {fmt.text(needless)}" if needless else ""
+
+
+def _recovery_row(timing: dict[str, Any]) -> str:
+    if fmt.num(timing.get("recovery_s")) is not None:
+        return fmt.seconds(timing.get("recovery_s"))
+    detail = _dict(timing.get("detail"))
+    if never := _why(detail.get("recovery_never")):
+        return f"never: {never}"
+    if needless := _why(detail.get("recovery_not_needed")):
+        return f"not needed: {needless}"
+    return "never" if detail.get("recovered") is False else "—"
+
+
+def _findings(doc: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    raw = doc.get("findings")
+    for f in raw if isinstance(raw, list) else []:
+        f = _dict(f)
+        if not f:
+            continue
+        rule = fmt.text(f.get("rule"))
+        out.append({"headline": fmt.text(f.get("headline") or rule.replace("_", " ")), "rule": rule,
+                    "effect": fmt.text(f.get("effect")), "count": fmt.text(f.get("count")),
+                    "text": fmt.text(f.get("text")),
+                    "proven": "proven" if f.get("proven") is True else
+                    "not proven" if f.get("proven") is False else "—"})
+    return out
+
+
+def _settle(x: Any) -> str:
+    """The settle phase's outcome in words (``settle`` in results.json: reason, held_unacked, waited_s)."""
+    d = _dict(x)
+    if not d:
+        return ""
+    reason = fmt.text(d.get("reason"))
+    words = {"quiet": "quiet (the client held nothing unacked and traffic stopped)",
+             "cap": "hit its cap (the client still held work)",
+             "consumer-exited": "the consumer exited"}.get(reason, reason)
+    parts = [words]
+    if d.get("held_unacked") is not None:
+        parts.append(f"{fmt.text(d['held_unacked'])} deliveries held unacked at the end")
+    if d.get("waited_s") is not None:
+        parts.append(f"waited {fmt.seconds(d['waited_s'])}")
+    if d.get("bound"):
+        parts.append(f"bound {fmt.text(d['bound'])}")
+    return ", ".join(parts)
+
+
+def split_label(client: str) -> tuple[str, str]:
+    """("aio-pika-robust", "9.4.3") for a client label ``NAME@VERSION``; (label, "") without one."""
+    name, at, version = client.rpartition("@")
+    if at and name and version and " " not in version and "/" not in version:
+        return name, version
+    return client, ""
+
+
+def _library(doc: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """The library under test and its version: results.json ``versions``, else what the client
+    processes declared (an outside client), else the ``@version`` of the label."""
+    versions = _dict(doc.get("versions"))
+    lib = versions.get("client_library")
+    ver = versions.get("client_library_version")
+    if lib in (None, "", "custom"):
+        libs = [c.get("library") for c in map(_dict, _dict(metrics.get("clients")).values()) if c.get("library")]
+        lib = libs[0] if libs else lib
+    _, at_version = split_label(fmt.text(doc.get("client")))
+    return (fmt.text(lib) if lib not in (None, "") else "—",
+            fmt.text(ver) if ver not in (None, "") else (at_version or "—"))
 
 
 def _predicted_rows(pred: dict[str, Any]) -> list[tuple[str, str]]:
@@ -186,6 +298,20 @@ def build(doc: dict[str, Any], anchor: str) -> RunView:
     versions = _dict(doc.get("versions"))
     vkeys = [k for k in VERSION_ORDER if k in versions] + sorted(k for k in versions if k not in VERSION_ORDER)
     command, caveat = command_for(doc)
+    recovery_why = ""
+    if recovery is None and had_fault:
+        never_why = _why(detail.get("recovery_never"))
+        needless = _why(detail.get("recovery_not_needed"))
+        if never_why:
+            never, recovery_text, recovery_why = True, "never", never_why
+        elif needless:
+            never, recovery_text, recovery_why = False, "—", f"not needed: {needless}"
+    library, library_version = _library(doc, metrics)
+    interrupted = doc.get("interrupted") is True
+    headline = fmt.text(doc.get("headline")) if doc.get("headline") else ""
+    if not headline and interrupted:
+        headline = "interrupted"
+    detection = fmt.num(timing.get("detection_s"))
     return RunView(
         doc=doc, anchor=anchor, run_id=fmt.text(doc.get("run_id")), client=fmt.text(doc.get("client")),
         fault=fault, verdict=verdict, reasons=reasons, notes=_strings(doc.get("notes")),
@@ -197,6 +323,11 @@ def build(doc: dict[str, Any], anchor: str) -> RunView:
         started_at=fmt.text(doc.get("started_at")), fault_description=fmt.text(doc.get("fault_description") or ""),
         client_description=fmt.text(doc.get("client_description") or ""), examples=_examples(doc),
         clients=_clients(metrics), timeline=timeline, timeline_missing=why,
+        headline=headline, findings=_findings(doc), interrupted=interrupted,
+        detection_text=fmt.seconds(detection),
+        recovery_why=recovery_why, hold_reason=fmt.text(_dict(doc.get("timeline")).get("hold_reason") or ""),
+        settle_text=_settle(doc.get("settle")), library=library,
+        strategy=split_label(fmt.text(doc.get("client")))[0], library_version=library_version,
     )
 
 
@@ -216,15 +347,22 @@ def anchors(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def build_all(docs: list[dict[str, Any]]) -> list[RunView]:
-    """Views of every run, with repeat numbers (1 of 3, ...) per client × fault cell."""
+    """Views of every run, with their matrix row and repeat numbers (1 of 3, ...) per row × fault
+    cell. The row is the client label, or ``label@version`` when the same label ran against
+    several library versions (so versions are never counted as repeats of each other)."""
     docs = [d if isinstance(d, dict) else {} for d in docs]
     views = [build(d, a) for d, a in zip(docs, anchors(docs), strict=True)]
+    versions: dict[str, set[str]] = {}
+    for v in views:
+        versions.setdefault(v.client, set()).add(v.library_version)
+    for v in views:
+        v.row = f"{v.client}@{v.library_version}" if len(versions[v.client]) > 1 else v.client
     totals: dict[tuple[str, str], int] = {}
     for v in views:
-        totals[(v.client, v.fault)] = totals.get((v.client, v.fault), 0) + 1
+        totals[(v.row, v.fault)] = totals.get((v.row, v.fault), 0) + 1
     seen: dict[tuple[str, str], int] = {}
     for v in views:
-        key = (v.client, v.fault)
+        key = (v.row, v.fault)
         seen[key] = seen.get(key, 0) + 1
         v.repeat_index, v.repeat_total = seen[key], totals[key]
     return views

@@ -121,7 +121,7 @@ def test_run_section_shows_evidence() -> None:
     assert "3.10.8" in text and "25.2.3" in text and "1.3.2" in text
     assert ("rabbit-chaos run --client pika-recover --fault connection-cut --count 1000 --rate 100 "
             "--warmup 2 --fault-for 4 --seed 1234") in text
-    assert "detection (fault start → a client noticed)" in text and "50 ms" in text and "1.25 s" in text
+    assert "detection (fault took effect → the client noticed)" in text and "50 ms" in text and "1.25 s" in text
 
 
 def test_rerun_command_quotes_names_and_admits_what_it_cannot_repeat() -> None:
