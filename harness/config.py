@@ -3,8 +3,8 @@
 key, so a typo never silently falls back to a default.
 
     [tool.rabbit-chaos]
-    clients = ["pika-naive", "pika-recover"]
-    faults = ["none", "broker-restart", "connection-cut"]
+    clients = ["pika-naive", "pika-recover"]      # default: the curated rows (docs/matrix.md)
+    faults = ["none", "broker-restart", "connection-cut"]   # default: the curated columns
     count = 1000
     rate = 100.0
     backend = "local"
@@ -25,8 +25,10 @@ from harness.errors import ChaosError
 class ChaosConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    clients: list[str] = Field(default_factory=lambda: ["pika-naive", "pika-recover"])
-    faults: list[str] = Field(default_factory=lambda: ["none", "broker-restart", "connection-cut"])
+    # the default matrix (harness/matrix_defaults.py, docs/matrix.md): one best-practice and one
+    # baseline strategy per library plus chat-app, and the curated, calibrated columns
+    clients: list[str] = Field(default_factory=lambda: _default_clients())
+    faults: list[str] = Field(default_factory=lambda: _default_faults())
     count: int = Field(1000, ge=1, le=10_000_000)
     rate: float = Field(100.0, ge=0, le=100_000, allow_inf_nan=False)
     warmup: float = Field(2.0, ge=0, le=3600, allow_inf_nan=False)
@@ -58,6 +60,18 @@ class ChaosConfig(BaseModel):
     def check_options(self) -> dict[str, float]:
         """The deadlines the user set, as RunSpec.check_options (CheckOptions field names)."""
         return {k: v for k in DEADLINES if (v := getattr(self, k)) is not None}
+
+
+def _default_clients() -> list[str]:
+    from harness.matrix_defaults import default_clients
+
+    return default_clients()
+
+
+def _default_faults() -> list[str]:
+    from harness.matrix_defaults import default_faults
+
+    return default_faults()
 
 
 #: the checker's deadlines a scenario may set (CLI --max-stall ..., TOML max_stall_s ..., chaos_run(...))

@@ -23,6 +23,7 @@ from harness.config import ChaosConfig
 from harness.engine import RunSpec, run_cell
 from harness.env.environment import Environment
 from harness.errors import FaultUnavailable, signal_name
+from harness.matrix_defaults import cell_params, label_for
 
 
 @dataclass
@@ -45,6 +46,31 @@ class MatrixResult:
             return 0
         return 143 if self.signal == "SIGTERM" else 130
 
+    def tally(self) -> dict[str, int]:
+        """Cells per verdict (pass, fail, unknown) plus ``unavailable`` (faults this environment
+        cannot inject) and ``unrun`` (cut by an interrupt)."""
+        out = {"pass": 0, "fail": 0, "unknown": 0}
+        for d in self.docs:
+            v = str(d.get("verdict"))
+            out[v if v in out else "unknown"] += 1
+        return {**out, "unavailable": len(self.unavailable), "unrun": len(self.unrun)}
+
+    def outcome_code(self, fail_exit: bool = True) -> int:
+        """The matrix command's exit code. An interrupt wins (130/143). Otherwise, with
+        ``fail_exit`` (the default): 1 when any cell failed, else 3 when any cell is unknown (fail
+        closed: an undecided cell is no pass, but CI can tell it from a proven failure), else 0.
+        ``fail_exit=False`` (``--no-fail-exit``): 0 once every cell ran, whatever the verdicts."""
+        if self.interrupted:
+            return self.exit_code
+        if not fail_exit:
+            return 0
+        t = self.tally()
+        return EXIT_FAIL if t["fail"] else EXIT_UNKNOWN if t["unknown"] else 0
+
+
+#: ``matrix`` exit codes (2 is every user error, 130/143 an interrupt)
+EXIT_FAIL = 1
+EXIT_UNKNOWN = 3
 
 #: progress callback: (event, info) with event in {"cell-start", "cell-done", "unavailable"}
 Progress = Callable[[str, dict[str, Any]], None]
@@ -85,6 +111,15 @@ def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
     return [(c, f, r) for c in clients for f in cfg.faults for r in range(cfg.repeat)]
 
 
+def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
+    """The RunSpec of one cell (the ``index``-th of :func:`cells`): the matrix's workload and
+    deadlines, and the client knobs of the fault's curated column (harness.matrix_defaults:
+    e.g. heartbeat 5 s for the silent-fault columns) under the user's own ``--param``."""
+    return RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + index,
+                   count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
+                   work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options())
+
+
 def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None) -> MatrixResult:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
@@ -99,9 +134,7 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
             info = {"index": i, "total": len(todo), "client": client, "fault": fault, "repeat": rep,
                     "elapsed_s": time.monotonic() - t0, "dir": out}
             emit("cell-start", info)
-            spec = RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + i,
-                           count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
-                           work_s=cfg.work, params=cfg.params, check_options=cfg.check_options())
+            spec = cell_spec(cfg, client, fault, i)
             try:
                 cmd = command_for(cfg.client_cmds[client]) if client in cfg.client_cmds else None
                 doc = run_cell(env, spec, out, command=cmd)
@@ -147,11 +180,13 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
         "matrix_id": res.matrix_id,
         "clients": cfg.clients,
         "faults": cfg.faults,
+        "labels": {f: label_for(f) for f in cfg.faults},
         "repeat": cfg.repeat,
         "interrupted": res.interrupted,
         "interrupted_by": res.signal,
         "unrun": res.unrun,
         "unavailable": res.unavailable,
+        "tally": res.tally(),
         "runs": [d["run_id"] for d in res.docs],
         "versions": env.versions() if env is not None else {},
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
