@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 Target = Literal["all", "publisher", "consumer"]
 Action = Literal["start", "heal"]
+#: what a fault can disturb besides its own run: "run" = only the run's own proxies, network
+#: namespace, vhost or queue, so runs with such faults can share the broker at once
+#: (harness.run.parallel); "broker" = the node itself (its process, alarms, node-wide settings),
+#: so such a run must have the broker to itself
+Scope = Literal["run", "broker"]
 
 #: the hold of a fault whose class does not say otherwise (seconds): long enough for a client
 #: to notice a loud fault (a close, a reset, a refusal) and retry, short enough to keep runs short
@@ -128,6 +133,10 @@ class Fault:
     #: silent fault (:meth:`silences`) is held longer still, for the targeted client's heartbeat
     #: detection window (harness.run.holds).
     default_hold_s: ClassVar[float] = DEFAULT_HOLD_S
+    #: what it may disturb besides its own run (:data:`Scope`). "broker" by default: a fault that
+    #: does not say is assumed to touch the node, so the matrix never runs it beside another run
+    #: (a false verdict costs more than a slower matrix); each catalogue fault says which it is.
+    scope: ClassVar[Scope] = "broker"
 
     def start(self, ctx: FaultContext) -> None:
         raise NotImplementedError
@@ -172,6 +181,7 @@ class NoFault(Fault):
     name: ClassVar[str] = "none"
     description: ClassVar[str] = "no fault: the control run every other cell is compared with"
     family: ClassVar[str] = "control"
+    scope: ClassVar[Scope] = "run"
 
     def start(self, ctx: FaultContext) -> None:
         return None  # no effect to record: nothing happens (the checker sees no fault window)

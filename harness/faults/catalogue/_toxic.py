@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from harness.errors import ChaosError
-from harness.faults.base import Fault, FaultContext, Target
+from harness.faults.base import Fault, FaultContext, Scope, Target
 
 Stream = Literal["upstream", "downstream", "both"]
 Direction = Literal["upstream", "downstream"]
@@ -65,6 +65,7 @@ class ToxicFault(Fault):
 
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    scope: ClassVar[Scope] = "run"  # toxics on the run's own proxies only
     toxic_type: ClassVar[str] = ""
 
     def attributes(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from harness.env import trusted
 from harness.errors import ChaosError, HarnessFailure
-from harness.faults.base import Fault, FaultContext, Target
+from harness.faults.base import Fault, FaultContext, Scope, Target
 from harness.faults.catalogue._admin import admin, connection_name, harness_connection_names
 
 
@@ -50,6 +50,7 @@ class ForceClose(Fault):
                                   "(connection.close 320 CONNECTION_FORCED, management API); the client must reconnect")
     family: ClassVar[str] = "broker admin"
     needs: ClassVar[frozenset[str]] = frozenset({"admin"})
+    scope: ClassVar[Scope] = "run"  # closes only connections of the run's own vhost (see erlang())
 
     def selects(self, conn_name: str, run_id: str) -> bool:
         """all: every connection of the vhost except the harness's own (unnamed ones too);
@@ -119,6 +120,7 @@ class QueueDelete(Fault):
                                   "so the checker reports them as lost")
     family: ClassVar[str] = "broker admin"
     needs: ClassVar[frozenset[str]] = frozenset({"admin"})
+    scope: ClassVar[Scope] = "run"  # the run's own queue in its own vhost
 
     def start(self, ctx: FaultContext) -> None:
         mgmt = admin(self, ctx, "mgmt").mgmt

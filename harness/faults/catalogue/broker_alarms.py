@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.faults.base import Fault, FaultContext
+from harness.faults.base import Fault, FaultContext, Scope
 from harness.faults.catalogue._admin import AdminBroker, admin
 from harness.faults.catalogue._toxic import check_range
 
@@ -61,6 +61,7 @@ class MemoryAlarm(Fault):
                                   "connection.blocked and stall until heal restores `restore` (the default 0.4)")
     family: ClassVar[str] = "broker admin"
     needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
+    scope: ClassVar[Scope] = "broker"  # a node-wide alarm blocks publishers of every vhost
     default_hold_s: ClassVar[float] = 20.0  # a silent 20 s block outlives max_block_s (module docstring)
 
     def validate(self) -> None:
@@ -91,6 +92,7 @@ class DiskAlarm(Fault):
                                   "publishers get connection.blocked until heal restores 50 MB (RabbitMQ's default)")
     family: ClassVar[str] = "broker admin"
     needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
+    scope: ClassVar[Scope] = "broker"  # a node-wide alarm blocks publishers of every vhost
     default_hold_s: ClassVar[float] = 20.0  # as memory-alarm
 
     def validate(self) -> None:

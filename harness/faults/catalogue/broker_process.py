@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.errors import ChaosError
-from harness.faults.base import Fault, FaultContext
+from harness.faults.base import Fault, FaultContext, Scope
 
 
 def _require_process(fault: Fault, ctx: FaultContext) -> None:
@@ -72,6 +72,7 @@ class BrokerRestart(Fault):
                                   "started again at heal; data dir kept")
     family: ClassVar[str] = "broker process"
     needs: ClassVar[frozenset[str]] = frozenset({"process"})
+    scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
         _require_process(self, ctx)
@@ -89,6 +90,7 @@ class BrokerCrash(Fault):
                                   "lost, persistent ones in durable queues kept), started again at heal")
     family: ClassVar[str] = "broker process"
     needs: ClassVar[frozenset[str]] = frozenset({"process"})
+    scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
         _require_process(self, ctx)
@@ -106,6 +108,7 @@ class BrokerPause(Fault):
                                   "silent, a hung broker; SIGCONT at heal, connections carry on")
     family: ClassVar[str] = "broker process"
     needs: ClassVar[frozenset[str]] = frozenset({"process"})
+    scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
         _require_process(self, ctx)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.errors import HarnessFailure
-from harness.faults.base import Fault, FaultContext
+from harness.faults.base import Fault, FaultContext, Scope
 from harness.faults.catalogue._admin import admin
 from harness.faults.catalogue._toxic import check_range
 
@@ -60,6 +60,7 @@ class ConsumerTimeout(Fault):
                                   "delivery is requeued (channels already open are not affected in 3.10)")
     family: ClassVar[str] = "broker admin"
     needs: ClassVar[frozenset[str]] = frozenset({"admin", "ctl"})
+    scope: ClassVar[Scope] = "broker"  # a node-wide setting: channels of every vhost opened meanwhile
 
     def validate(self) -> None:
         check_range(self, "timeout_ms", self.timeout_ms, 1)

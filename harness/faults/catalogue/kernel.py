@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from harness.errors import ChaosError
-from harness.faults.base import Fault, FaultContext, KernelLink, Target
+from harness.faults.base import Fault, FaultContext, KernelLink, Scope, Target
 
 
 def _link(ctx: FaultContext, name: str) -> KernelLink:
@@ -29,6 +29,7 @@ class _KernelFault(Fault):
 
     family: ClassVar[str] = "network (kernel)"
     needs: ClassVar[frozenset[str]] = frozenset({"kernel"})
+    scope: ClassVar[Scope] = "run"  # rules inside the run's own network namespace
 
     @property
     def chain(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.errors import ChaosError
-from harness.faults.base import Fault, FaultContext, Target
+from harness.faults.base import Fault, FaultContext, Scope, Target
 from harness.faults.catalogue._toxic import STREAMS, remove_toxic, toxic_name
 
 
@@ -33,6 +33,7 @@ class Partition(Fault):
                                   "needs our embedded proxy, unavailable with a real toxiproxy-server")
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    scope: ClassVar[Scope] = "run"  # the run's own proxies only
 
     toxic_type: ClassVar[str] = "hold"
 

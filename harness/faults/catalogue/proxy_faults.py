@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from harness.faults.base import Fault, FaultContext, Target
+from harness.faults.base import Fault, FaultContext, Scope, Target
 from harness.faults.catalogue._toxic import remove_toxic
 
 
@@ -18,6 +18,7 @@ class ConnectionCut(Fault):
                                   "until heal (Toxiproxy `enabled: false`)")
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    scope: ClassVar[Scope] = "run"  # the run's own proxies only
 
     def start(self, ctx: FaultContext) -> None:
         for proxy in ctx.proxies_for(self.target):
@@ -43,6 +44,7 @@ class ResetPeer(Fault):
                                   "until heal")
     family: ClassVar[str] = "network (proxy)"
     needs: ClassVar[frozenset[str]] = frozenset({"proxy"})
+    scope: ClassVar[Scope] = "run"  # the run's own proxies only
 
     toxic_name: ClassVar[str] = "rabbit_chaos_reset_peer"
 
