@@ -89,14 +89,16 @@ class NetnsRecord:
         self.path.write_text(json.dumps(data))
 
     def add(self, name: str) -> None:
-        data = self._load()
-        data[name] = os.getpid()
-        self._save(data)
+        with procs.file_lock(self.path.with_name(self.path.name + ".lock")):  # concurrent cells
+            data = self._load()
+            data[name] = os.getpid()
+            self._save(data)
 
     def remove(self, name: str) -> None:
-        data = self._load()
-        data.pop(name, None)
-        self._save(data)
+        with procs.file_lock(self.path.with_name(self.path.name + ".lock")):
+            data = self._load()
+            data.pop(name, None)
+            self._save(data)
 
     def reap(self) -> list[str]:
         """Delete recorded namespaces whose owner process is gone."""

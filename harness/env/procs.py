@@ -9,11 +9,13 @@ pids are recycled, and we must never kill a stranger.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import ChaosError
@@ -120,11 +122,30 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing). A matrix runs cells side by
+    side, in threads and child processes that share one state dir: a record's read-modify-write
+    must not interleave (a lost entry leaks a process; two writers of one temp file crash one).
+    flock locks an open file description, so it excludes threads of one process as well."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class PidRecord:
-    """A JSON record of what we started: {name: {pid, pgid, match}} plus the owner's pid."""
+    """A JSON record of what we started: {name: {pid, pgid, match}} plus the owner's pid.
+    Changes hold :func:`file_lock` on ``<path>.lock`` (concurrent cells share the record)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.path.with_name(self.path.name + ".lock"))
 
     def load(self) -> dict:
         try:
@@ -139,19 +160,21 @@ class PidRecord:
         tmp.replace(self.path)
 
     def add(self, name: str, pid: int, match: str, pgid: int | None = None) -> None:
-        data = self.load()
-        data.setdefault("owner", os.getpid())
-        data.setdefault("procs", {})[name] = {"pid": pid, "pgid": pgid, "match": match}
-        self.save(data)
+        with self._locked():
+            data = self.load()
+            data.setdefault("owner", os.getpid())
+            data.setdefault("procs", {})[name] = {"pid": pid, "pgid": pgid, "match": match}
+            self.save(data)
 
     def remove(self, name: str) -> None:
-        data = self.load()
-        data.get("procs", {}).pop(name, None)
-        if data.get("procs"):
-            self.save(data)
-        else:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never was: nothing to remove
-                self.path.unlink()
+        with self._locked():
+            data = self.load()
+            data.get("procs", {}).pop(name, None)
+            if data.get("procs"):
+                self.save(data)
+            else:
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # never was: nothing to remove
+                    self.path.unlink()
 
     def reap(self) -> list[str]:
         """Kill every recorded process whose owner is gone. Returns what was reaped."""
