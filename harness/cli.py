@@ -221,13 +221,18 @@ def run(
 
 @app.command()
 def matrix(
-    clients: Annotated[str | None, typer.Option(help="comma-separated strategies "
-                                                     "[default: pika-naive,pika-recover]")] = None,
-    faults: Annotated[str | None, typer.Option(help="comma-separated faults "
-                                                    "[default: none,broker-restart,connection-cut]")] = None,
+    clients: Annotated[str | None, typer.Option(help="comma-separated strategies [default: one best-practice "
+                                                     "and one baseline strategy per library, and chat-app "
+                                                     "(docs/matrix.md)]")] = None,
+    faults: Annotated[str | None, typer.Option(help="comma-separated faults, or curated column labels "
+                                                    "(cons-timeout, latency-12s, ...) [default: the curated, "
+                                                    "calibrated columns of docs/matrix.md]")] = None,
     repeat: Annotated[int | None, typer.Option(help="runs per cell [default: 1]")] = None,
     client_cmd: Annotated[list[str] | None, typer.Option(help="your own client: LABEL=COMMAND (repeatable); "
                                                                "adds a row LABEL to the matrix")] = None,
+    fail_exit: Annotated[bool, typer.Option("--fail-exit/--no-fail-exit",
+                                            help="exit 1 when any cell fails, else 3 when any is unknown; "
+                                                 "--no-fail-exit: exit 0 once every cell ran")] = True,
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
@@ -239,9 +244,11 @@ def matrix(
     from harness.clients.registry import get as get_client
     from harness.engine import validate_fault
     from harness.matrix import cells, run_matrix, split_faults
+    from harness.matrix_defaults import resolve
 
     try:
-        cfg = _config(config_file, clients=clients, faults=split_faults(faults) if faults else None,
+        cfg = _config(config_file, clients=clients,
+                      faults=[resolve(f) for f in split_faults(faults)] if faults else None,
                       repeat=repeat, count=count, rate=rate,
                       work=work, warmup=warmup, fault_for=fault_for, seed=seed, reports_dir=reports_dir,
                       state_dir=state_dir,
@@ -295,34 +302,135 @@ def matrix(
             res = run_matrix(env, cfg, progress=progress)
     finally:
         env.stop()
-    _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults)
+    _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults,
+                 res.unavailable)
     if res.report is not None:
         console.print(f"report: {res.report}", markup=False)
     if res.interrupted:
         console.print(f"interrupted by {res.signal}: results so far in {res.dir}", markup=False)
-    raise typer.Exit(res.exit_code)
+    code = res.outcome_code(fail_exit)
+    console.print(summary_line(res.tally(), code), markup=False)
+    raise typer.Exit(code)
 
 
-def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str]) -> None:
-    table = Table(title="rabbit-chaos matrix")
-    table.add_column("client")
-    for f in faults:
-        table.add_column(escape(f))
-    for c in clients:
-        row = []
+#: list-mode column widths: client and fault labels are abbreviated (distinctly) to these
+CLIENT_W, FAULT_W, HEADLINE_W, TIME_W = 18, 14, 14, 6
+
+
+def _secs(x: Any) -> str:
+    """Seconds for a table cell: 0.4s, 12s, 130s (at most TIME_W characters)."""
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return "-"
+    return f"{x:.1f}s" if x < 10 else f"{x:.0f}s"
+
+
+def cell_summary(doc: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(verdict, headline, detection, recovery) of one cell as the console table shows them.
+
+    The headline is results.json ``headline`` (the first proven finding's word: lost, stranded,
+    blocked, gave up, not exercised, ...), "-" on pass, the verdict's own word when an unknown
+    rests only on integrity reasons. Recovery is "never" when ``recovery_s`` is null while work
+    was left (``timing.detail.recovery_never``), "-" when there was nothing to recover."""
+    verdict = str(doc.get("verdict", "unknown"))
+    headline = str(doc.get("headline") or ("-" if verdict == "pass" else "interrupted" if doc.get("interrupted")
+                                           else verdict))
+    timing = doc.get("timing") or {}
+    rec = timing.get("recovery_s")
+    never = (timing.get("detail") or {}).get("recovery_never")
+    recovery = _secs(rec) if rec is not None else "never" if never else "-"
+    return verdict, headline, _secs(timing.get("detection_s")), recovery
+
+
+def abbreviate(names: list[str], width: int) -> dict[str, str]:
+    """Each name cut to ``width`` characters, distinct from every other's cut, so no two rows of a
+    CI log read the same: a long name keeps its head and its tail ("aioamqp-r~onnect"); names
+    whose cuts still collide keep a short head and the part where they differ
+    ("lat~200,stream" / "lat~300,stream"); a number only as the last resort."""
+    uniq = list(dict.fromkeys(names))
+    tail = max(3, (width - 1) // 3)
+    out = {n: n if len(n) <= width else n[: width - 1 - tail] + "~" + n[-tail:] for n in uniq}
+    first = dict(out)
+    for n in uniq:
+        clash = [m for m in uniq if m != n and first[m] == first[n]]
+        if not clash or len(n) <= width:
+            continue
+        common = max(next((i for i, (a, b) in enumerate(zip(n, m, strict=False)) if a != b), min(len(n), len(m)))
+                     for m in clash)
+        head = min(3, common)
+        out[n] = (n[:head] + "~" + n[common:])[:width]
+    counts: dict[str, int] = {}
+    for n in uniq:
+        if sum(v == out[n] for v in out.values()) > 1 and len(n) > width:
+            counts[out[n]] = counts.get(out[n], 0) + 1
+            out[n] = out[n][: width - 3] + f"~{counts[out[n]]:02d}"
+    return out
+
+
+def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str],
+                 unavailable: list[dict[str, str]] | None = None, width: int | None = None) -> None:
+    """The matrix as a grid (client rows × fault columns, each cell its verdict, headline,
+    detection and recovery) when it fits ``width`` (the console's: 80 in a CI log), else one line
+    per cell. Either way every cell says why, and labels are abbreviated distinctly."""
+    from harness.matrix_defaults import label_for
+
+    width = width or console.width
+    labels = {f: label_for(f) for f in faults}
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in docs:
+        cells.setdefault((str(d["client"]), str(d["fault"])), []).append(d)
+    missing = {(u["client"], u["fault"]): u["reason"] for u in unavailable or []}
+    cshort = abbreviate(clients, CLIENT_W)
+    fshort = abbreviate([labels[f] for f in faults], FAULT_W)
+    # grid: a client column plus one per fault, each cell "FAIL blocked" over "d 0.4s r never"
+    col_w = max(13, *(len(fshort[labels[f]]) for f in faults)) if faults else 13
+    grid_w = max((len(cshort[c]) for c in clients), default=6) + 1 + len(faults) * (col_w + 3) + 1
+    if grid_w <= width:
+        table = Table(title="rabbit-chaos matrix", show_lines=True)
+        table.add_column("client")
         for f in faults:
-            cell = [d for d in docs if d["client"] == c and d["fault"] == f]
-            if not cell:
-                row.append("-")
+            table.add_column(escape(fshort[labels[f]]), min_width=col_w)
+        for c in clients:
+            row = []
+            for f in faults:
+                if (c, f) in missing:
+                    row.append("[yellow]n/a[/] unavailable")
+                    continue
+                parts = []
+                for d in cells.get((c, f), []):
+                    v, head, det, rec = cell_summary(d)
+                    word = "pass" if v == "pass" else v.upper()
+                    parts.append(f"[{_color(v)}]{word}[/] {escape(head) if v != 'pass' else ''}".rstrip()
+                                 + f"\nd {det} r {rec}")
+                row.append("\n".join(parts) or "-")
+            table.add_row(escape(cshort[c]), *row)
+        console.print(table)
+        return
+    head = (f"{'client':{CLIENT_W}} {'fault':{FAULT_W}} {'verdict':7} {'headline':{HEADLINE_W}} "
+            f"{'detect':>{TIME_W}} {'recover':>{TIME_W + 1}}")
+    console.print(head, markup=False)
+    for c in clients:
+        for f in faults:
+            key = (c, f)
+            lead = f"{cshort[c]:{CLIENT_W}} {fshort[labels[f]]:{FAULT_W}} "
+            if key in missing:
+                console.print(f"{escape(lead)}[yellow]{'n/a':7}[/] unavailable")
                 continue
-            parts = []
-            for d in cell:
-                rec = d["timing"].get("recovery_s")
-                parts.append(f"[{_color(d['verdict'])}]{escape(str(d['verdict']))}[/] "
-                             f"lost={d['counts'].get('lost')} dup={d['counts'].get('duplicated')} rec={_s(rec)}")
-            row.append("\n".join(parts))
-        table.add_row(escape(c), *row)
-    console.print(table)
+            for d in cells.get(key, []) or [None]:  # type: ignore[list-item]
+                if d is None:
+                    console.print(f"{lead}{'-':7} not run", markup=False)
+                    continue
+                v, hl, det, rec = cell_summary(d)
+                word = "pass" if v == "pass" else v.upper()
+                console.print(f"{escape(lead)}[{_color(v)}]{word:7}[/] {escape(hl[:HEADLINE_W]):{HEADLINE_W}} "
+                              f"{det:>{TIME_W}} {rec:>{TIME_W + 1}}")
+
+
+def summary_line(tally: dict[str, int], code: int) -> str:
+    """One line for the end of a CI log: cells per verdict, unknown counted apart, the exit code."""
+    total = tally["pass"] + tally["fail"] + tally["unknown"]
+    extra = "".join(f", {tally[k]} {k}" for k in ("unavailable", "unrun") if tally.get(k))
+    return (f"matrix: {total} cells: {tally['pass']} pass, {tally['fail']} fail, "
+            f"{tally['unknown']} unknown{extra} (exit {code})")
 
 
 @app.command()

@@ -13,7 +13,9 @@ timelines (``@START+HOLD``) in the spec, client knobs in ``params`` (recorded in
 ``spec.params``), and a user's own ``--param`` or ``--fault-for`` always wins.
 
 A column is looked up by its exact fault spec (:func:`column_for`), so ``--faults partition``
-runs the calibrated partition column too; a fault that is no column's spec runs as given.
+runs the calibrated partition column too; a fault that is no column's spec runs as given. On the
+command line a column may also be named by its label (:func:`resolve`: ``--faults
+none,cons-timeout,latency-12s``).
 """
 
 from __future__ import annotations
@@ -110,6 +112,14 @@ def default_clients(available: Iterable[str] | None = None) -> list[str]:
         out += [n for n in (pick, baseline) if n is not None and n in have and n not in out]
     out += [n for n in EXTRA_ROWS if n in have and n not in out]
     return out
+
+
+def resolve(item: str) -> str:
+    """A ``--faults`` item: a curated column's label (``cons-timeout``, ``latency-12s``) stands for
+    its spec, so a multi-window column can be named on the command line; anything else is a
+    fault spec, run as given."""
+    col = next((c for c in COLUMNS if c.label == item.strip()), None)
+    return col.fault if col else item
 
 
 def cell_params(fault: str, user: Mapping[str, Any] | None) -> dict[str, Any]:
