@@ -6,17 +6,23 @@ A strategy module lives in :mod:`harness.clients.strategies` and defines::
     LIBRARY = "pika"                 # distribution name, for the version in results.json
     DESCRIPTION = "one line the report shows"
     PARAMS = {"heartbeat": 60}       # knobs and their defaults (optional)
+    SUPPORTS = ">=9.4,<11"           # library versions NAME@VERSION accepts (optional, PEP 440)
     def publisher(ctx: ClientContext) -> None: ...
     def consumer(ctx: ClientContext) -> None: ...
 
 Adding a strategy is adding that file (and its row in the docs table); nothing else changes.
+
+``NAME@VERSION`` (``aio-pika-robust@9.4.3``) names the same strategy run against another version
+of its library, in a cached virtual environment of its own (:mod:`harness.clients.versions`).
+Parsing it needs no network; the strategy process itself, started inside that environment, finds
+its module without importing the other strategies (whose libraries that environment lacks).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
 from typing import Any
@@ -32,9 +38,20 @@ class Strategy:
     module: str
     params: dict[str, Any] = field(default_factory=dict)
     attr: str | None = None  # user clients given as "package.module:attr"
+    #: the library versions the strategy works with (its module's SUPPORTS; None: not declared)
+    supports: str | None = None
+    #: NAME@VERSION: the library version this strategy is pinned to (None: the harness's own)
+    pinned: str | None = None
+
+    @property
+    def base_name(self) -> str:
+        """The strategy's own name, without ``@VERSION``."""
+        return self.name.partition("@")[0]
 
     @property
     def version(self) -> str:
+        """The library version installed where this process runs (in a pinned strategy's own
+        process: the pinned one; in the harness: the harness's)."""
         try:
             return metadata.version(self.library)
         except metadata.PackageNotFoundError:
@@ -56,14 +73,71 @@ def strategies() -> dict[str, Strategy]:
         name = getattr(mod, "NAME", None)
         if not name:
             continue
-        found[name] = Strategy(
-            name=name,
-            library=mod.LIBRARY,
-            description=mod.DESCRIPTION,
-            module=mod.__name__,
-            params=dict(getattr(mod, "PARAMS", {})),
-        )
+        found[name] = _from_module(mod)
     return dict(sorted(found.items()))
+
+
+def _from_module(mod: Any) -> Strategy:
+    return Strategy(name=mod.NAME, library=mod.LIBRARY, description=mod.DESCRIPTION, module=mod.__name__,
+                    params=dict(getattr(mod, "PARAMS", {})), supports=getattr(mod, "SUPPORTS", None))
+
+
+def _builtin(name: str) -> Strategy | None:
+    """The built-in strategy NAME, importing as little as possible: its module by the naming
+    convention (``aio-pika-robust`` -> ``aio_pika_robust``) first, else each module in turn,
+    skipping those whose library is not installed (a pinned strategy's environment has only
+    its own library)."""
+    from harness.clients import strategies as pkg
+
+    guess = name.replace("-", "_")
+    modules = [guess, *(i.name for i in pkgutil.iter_modules(pkg.__path__) if i.name != guess)]
+    present = {i.name for i in pkgutil.iter_modules(pkg.__path__)}
+    for module in modules:
+        if module not in present or module.startswith("_"):
+            continue
+        try:
+            mod = importlib.import_module(f"{pkg.__name__}.{module}")
+        except ImportError:
+            continue
+        if getattr(mod, "NAME", None) == name:
+            return _from_module(mod)
+    return None
+
+
+def parse(name: str) -> tuple[str, str | None]:
+    """``NAME`` -> (NAME, None); ``NAME@VERSION`` -> (NAME, VERSION). One clear error for a
+    malformed ``@`` (empty side, two of them, a version that is not PEP 440, a range)."""
+    if "@" not in name:
+        return name, None
+    base, _, version = name.partition("@")
+    example = "e.g. aio-pika-robust@9.4.3 (see `rabbit-chaos clients`)"
+    if not base or not version or "@" in version:
+        raise ChaosError(f"client {name!r} is not NAME@VERSION", f"write one strategy name and one version, {example}")
+    if ":" in base:
+        raise ChaosError(f"client {name!r}: @VERSION works for built-in strategies only",
+                         "run your own client in an environment you install it into, with --client-cmd")
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise ChaosError(f"client {name!r}: {version!r} is not a version number",
+                         f"give one exact release (no ranges), {example}") from None
+    return base, version
+
+
+def check_supported(strategy: Strategy, version: str) -> None:
+    """Refuse a library version the strategy declares it does not support (its SUPPORTS)."""
+    if not strategy.supports:
+        return
+    from packaging.specifiers import SpecifierSet
+
+    if not SpecifierSet(strategy.supports).contains(version, prereleases=True):
+        raise ChaosError(
+            f"{strategy.name} does not support {strategy.library} {version}: it works with "
+            f"{strategy.library} {strategy.supports}",
+            f"pick a {strategy.library} version matching {strategy.supports!r}, e.g. "
+            f"{strategy.name}@{strategy.version}")
 
 
 def from_entry(entry: str) -> Strategy:
@@ -104,12 +178,18 @@ def command_for(command_line: str) -> list[str]:
 
 
 def get(name: str) -> Strategy:
-    if ":" in name:
-        return from_entry(name)
-    all_ = strategies()
-    if name not in all_:
+    """The strategy NAME (built in), ``package.module:attr`` (a user's), or ``NAME@VERSION``
+    (built in, pinned to that library version: checked against its SUPPORTS, nothing built)."""
+    base, version = parse(name)
+    if ":" in base:
+        return from_entry(base)
+    found = _builtin(base)
+    if found is None:
         raise ChaosError(
-            f"unknown client {name!r}",
-            f"choose one of: {', '.join(all_)} (list them with `rabbit-chaos clients`)",
+            f"unknown client {base!r}",
+            f"choose one of: {', '.join(strategies())} (list them with `rabbit-chaos clients`)",
         )
-    return all_[name]
+    if version is None:
+        return found
+    check_supported(found, version)
+    return replace(found, name=f"{base}@{version}", pinned=version)

@@ -28,6 +28,13 @@ from harness.history import HistoryWriter
 
 
 def strategy_command(strategy: str) -> list[str]:
+    """How a built-in strategy's process starts: with the harness's own python, or for
+    NAME@VERSION with the python of that library version's cached environment (built on first
+    use: harness/clients/versions.py)."""
+    if "@" in strategy:
+        from harness.clients import versions
+
+        return versions.command(strategy)
     return [sys.executable, "-m", "harness.clients", strategy]
 
 
