@@ -71,6 +71,9 @@ def render_html(runs: list[dict[str, Any]], title: str = DEFAULT_TITLE, meta: di
     for v in views:
         v.evidence_href = _evidence_href(reports_dir, out_dir or Path("."), v.run_id, run_dirs)
     grid = matrix.build(views)
+    rows = {k: i for i, k in enumerate(grid.clients)}
+    faults = {f: i for i, f in enumerate(grid.faults)}
+    run_order = sorted(views, key=lambda v: (rows.get(v.row or v.client, 0), faults.get(v.fault, 0), v.repeat_index))
     colors = compare.client_colors(grid.clients)
     charts = [compare.recovery_chart(grid, colors), compare.loss_chart(grid)]
     generated = datetime.now(UTC).isoformat(timespec="seconds")
@@ -92,6 +95,8 @@ def render_html(runs: list[dict[str, Any]], title: str = DEFAULT_TITLE, meta: di
         version=__version__,
         meta=[(str(k), fmt.text(v)) for k, v in meta_doc.items()],
         views=views,
+        run_order=run_order,
+        filter_clients=list(dict.fromkeys(r.strategy for g in grid.groups for r in g.rows)),
         matrix=grid,
         symbol=matrix.SYMBOL,
         totals=_verdict_totals(views),

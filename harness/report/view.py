@@ -94,6 +94,13 @@ class RunView:
     def title(self) -> str:
         return f"{self.client} × {self.fault}"
 
+    @property
+    def other_reasons(self) -> list[str]:
+        """The reasons no finding already states (integrity, interrupts, harness errors): the
+        checker words a finding's reason as its text, plus "; not proven: ..." when weighed."""
+        texts = [f["text"] for f in self.findings if f["text"] != "—"]
+        return [r for r in self.reasons if not any(r.startswith(t) for t in texts)]
+
 
 def _counts(raw: dict[str, Any]) -> list[tuple[str, str, bool]]:
     keys = [k for k in COUNT_ORDER if k in raw] + sorted(k for k in raw if k not in COUNT_ORDER)

@@ -1,8 +1,9 @@
 """The report in a real browser: headless Chromium opens it from file:// with networking off.
 
 Checks what only a browser can: the inlined chart library and our script run under the page's
-Content-Security-Policy without a single console message, every timeline chart is drawn, and
-the script payloads stay text after the scripts ran. Skipped when no Chromium is installed
+Content-Security-Policy without a single console message, every timeline chart is drawn once its
+run is opened (and none before: runs load closed), a link to a run opens it, the filters hide
+what they should, and the script payloads stay text after the scripts ran. Skipped when no Chromium is installed
 (Debian: ``apt-get install -y chromium``).
 """
 
@@ -43,20 +44,65 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     tmp = tmp_path_factory.mktemp("browser")
     runs = [*sample_matrix(), hostile_run()]
     report = render_report(runs, tmp / "report.html", title="browser check", meta={"seed": "1"})
-    dom = _run(browser, tmp / "profile", "--dump-dom", report.as_uri())
-    shot = _run(browser, tmp / "profile", "--window-size=1280,2400", f"--screenshot={tmp / 'report.png'}",
-                report.as_uri())
-    return {"runs": runs, "dom": dom, "shot": shot, "png": tmp / "report.png"}
+    uri = report.as_uri()
+    dom = _run(browser, tmp / "profile", "--dump-dom", uri + "?open=all")
+    closed = _run(browser, tmp / "profile", "--dump-dom", uri)
+    target = next(r for r in runs if r["verdict"] == "unknown")["run_id"]
+    linked = _run(browser, tmp / "profile", "--dump-dom", f"{uri}#run-{target}")
+    filtered = _run(browser, tmp / "profile", "--dump-dom", uri + "?verdict=fail&fault=broker-restart")
+    shot = _run(browser, tmp / "profile", "--window-size=1280,2400", f"--screenshot={tmp / 'report.png'}", uri)
+    return {"runs": runs, "dom": dom, "closed": closed, "linked": linked, "target": f"run-{target}",
+            "filtered": filtered, "shot": shot, "png": tmp / "report.png"}
 
 
-def test_page_loads_without_console_messages(page: dict) -> None:
-    dom = page["dom"]
+@pytest.mark.parametrize("view", ["dom", "closed", "linked", "filtered"])
+def test_page_loads_without_console_messages(page: dict, view: str) -> None:
+    dom = page[view]
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
     assert console == [], "\n".join(console)
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body and "data-js-error" not in body.group(0), body
     assert "data-error=" not in dom.stdout
+
+
+def _details(html: str) -> dict[str, str]:
+    """Each run section's opening tag, by id."""
+    return {m.group(1): m.group(0) for m in re.finditer(r'<details class="run[^"]*" id="([^"]+)"[^>]*>', html)}
+
+
+def test_runs_load_closed_and_draw_nothing_until_opened(page: dict) -> None:
+    html = page["closed"].stdout
+    runs = _details(html)
+    assert len(runs) == len(page["runs"])
+    assert not any(" open" in tag for tag in runs.values())
+    assert 'data-charts-rendered="0"' in html and "<canvas" not in html
+    # the filter bar is shown once the script runs (hidden without it)
+    assert re.search(r'<form class="filters" id="filters">', html)
+    assert f'{len(page["runs"])} of {len(page["runs"])} runs shown' in html
+
+
+def test_a_link_to_a_run_opens_it_and_draws_its_chart(page: dict) -> None:
+    html = page["linked"].stdout
+    runs = _details(html)
+    assert " open" in runs[page["target"]]
+    assert sum(" open" in tag for tag in runs.values()) == 1
+    assert 'data-charts-rendered="1"' in html
+
+
+def test_filters_from_the_query_hide_other_runs_columns_and_rows(page: dict) -> None:
+    html = page["filtered"].stdout
+    runs = _details(html)
+    shown = [rid for rid, tag in runs.items() if " hidden" not in tag]
+    want = [r for r in page["runs"] if r["verdict"] == "fail" and r["fault"] == "broker-restart"]
+    assert sorted(shown) == sorted(f"run-{r['run_id']}" for r in want) and want
+    assert f"{len(want)} of {len(page['runs'])} runs shown" in html
+    # the other faults' columns are hidden, the broker-restart column is not
+    assert re.search(r'<th scope="col" data-fault="connection-cut" hidden', html)
+    assert not re.search(r'<th scope="col" data-fault="broker-restart" hidden', html)
+    # pika-recover passed broker-restart: its row has no failing cell and is hidden
+    assert re.search(r'<tr class="mrow"[^>]*data-client="pika-recover"[^>]*hidden', html)
+    assert not re.search(r'<tr class="mrow"[^>]*data-client="pika-naive"[^>]*hidden', html)
 
 
 def test_every_timeline_chart_is_drawn(page: dict) -> None:
