@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
@@ -132,15 +133,18 @@ async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChanne
     return watch
 
 
-async def connect(ctx: ClientContext, robust: bool,
-                  tracker: LossTracker) -> aio_pika.abc.AbstractConnection:
+async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
+                  defaults: Mapping[str, Any] = AIO_PIKA_PARAMS) -> aio_pika.abc.AbstractConnection:
     """Connect, and hook the connection's callbacks to ``conn.lost`` / ``conn.open`` (a robust
-    connection calls its close callbacks for every failed reconnect attempt too)."""
+    connection calls its close callbacks for every failed reconnect attempt too). ``defaults``:
+    the calling strategy's PARAMS, for the knobs the user did not set (``heartbeat``,
+    ``reconnect_interval_s``)."""
     watch_blocked(ctx)
     kwargs: dict[str, Any] = {"client_properties": {"connection_name": ctx.cfg.connection_name},
-                              "heartbeat": int(ctx.cfg.param("heartbeat", AIO_PIKA_PARAMS["heartbeat"]))}
+                              "heartbeat": int(ctx.cfg.param("heartbeat", defaults.get("heartbeat", 60)))}
     if robust:
-        kwargs["reconnect_interval"] = float(ctx.cfg.param("reconnect_interval_s", 5.0))
+        kwargs["reconnect_interval"] = float(ctx.cfg.param("reconnect_interval_s",
+                                                           defaults.get("reconnect_interval_s", 5.0)))
         conn: aio_pika.abc.AbstractConnection = await aio_pika.connect_robust(ctx.cfg.amqp_url, **kwargs)
         conn.reconnect_callbacks.add(lambda *_: tracker.opened())  # type: ignore[attr-defined]
     else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aioamqp
@@ -45,23 +46,29 @@ CONN_ERRORS = (aioamqp.exceptions.AioamqpException, OSError, asyncio.TimeoutErro
 class Session:
     """One aioamqp connection + channel with the queue declared."""
 
-    def __init__(self, ctx: ClientContext, tracker: LossTracker) -> None:
+    def __init__(self, ctx: ClientContext, tracker: LossTracker,
+                 defaults: Mapping[str, Any] = AIOAMQP_PARAMS) -> None:
         self.ctx = ctx
         self.tracker = tracker
+        #: the calling strategy's PARAMS, for the knobs the user did not set (``heartbeat``)
+        self.defaults = defaults
         self.transport: Any = None
         self.protocol: Any = None
         self.channel: Any = None
         #: set by the broker's basic.cancel of our consumer
         self.cancelled = asyncio.Event()
 
-    async def open(self, confirm: bool = False) -> Session:
+    async def open(self, confirm: bool = False,
+                   on_return: Callable[..., Awaitable[None]] | None = None) -> Session:
+        """Connect, open the channel (``on_return``: aioamqp's ``return_callback``, awaited for
+        each basic.return before the basic.ack of the same message), declare the queue."""
         p = self.ctx.cfg.param
         self.transport, self.protocol = await aioamqp.from_url(
-            self.ctx.cfg.amqp_url, heartbeat=int(p("heartbeat", AIOAMQP_PARAMS["heartbeat"])),
+            self.ctx.cfg.amqp_url, heartbeat=int(p("heartbeat", self.defaults.get("heartbeat", 60))),
             client_properties={"connection_name": self.ctx.cfg.connection_name},
             on_error=self.tracker.lost)
         self.tracker.opened()
-        self.channel = await self.protocol.channel()
+        self.channel = await self.protocol.channel(return_callback=on_return)
         self.channel.add_cancellation_callback(self._on_cancel)
         await self.channel.queue_declare(self.ctx.cfg.queue, durable=True)
         if confirm:
