@@ -38,6 +38,8 @@ class MatrixResult:
     #: cells never run (interrupted): {"client", "fault", "repeat"}
     unrun: list[dict[str, Any]] = field(default_factory=list)
     report: Path | None = None
+    #: the matrix benchmark (harness.run.parallel.matrix_timing): jobs, wall_s, timeline_sum_s, ratio
+    timing: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -120,7 +122,13 @@ def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
                    work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options())
 
 
-def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None) -> MatrixResult:
+def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None, jobs: int = 1) -> MatrixResult:
+    """Every cell in order; with ``jobs`` > 1, run-scope cells side by side and broker-scope ones
+    alone (harness.run.parallel: same outputs, docs in cell order)."""
+    if jobs > 1:
+        from harness.run.parallel import run_matrix_parallel
+
+        return run_matrix_parallel(env, cfg, progress, jobs)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
     out = cfg.reports_dir / matrix_id
@@ -152,6 +160,9 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
         processed = len(res.docs) + len(res.unavailable)  # cells run in order, each leaves one or the other
         res.unrun = [{"client": c, "fault": f, "repeat": r} for c, f, r in todo[processed:]]
     finally:
+        from harness.run.parallel import matrix_timing
+
+        res.timing = matrix_timing(res.docs, time.monotonic() - t0, 1)
         finish(res, cfg, env)
     return res
 
@@ -187,6 +198,7 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
         "unrun": res.unrun,
         "unavailable": res.unavailable,
         "tally": res.tally(),
+        "timing": res.timing,
         "runs": [d["run_id"] for d in res.docs],
         "versions": env.versions() if env is not None else {},
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
