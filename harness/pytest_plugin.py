@@ -17,6 +17,8 @@ whole session.
   (``toxiproxy.create(upstream=..., name=...)``, ``proxy.add_toxic(type="latency", ...)``).
   Proxies the test creates are deleted after it.
 * markers: ``kernel`` (skipped with the reason where kernel faults cannot run), ``slow``.
+* ``--chaos-shard K/N``: only the K-th of N round-robin shards of the collected tests, so N CI
+  jobs share a scenario suite (``pytest scenarios/ --chaos-clients pika-best --chaos-shard 1/2``).
 * ``--chaos-report PATH``: the HTML report written at session end from every run the session
   made (all xdist workers merged) [default: <chaos-reports>/<session>/report.html].
 
@@ -67,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                                                      "[default: <chaos-reports>/pytest-<time>/report.html]")
     g.addoption("--chaos-clients", default="pika-recover",
                 help="comma-separated clients the chaos_client fixture is parametrised over")
+    g.addoption("--chaos-shard", default=None, metavar="K/N",
+                help="run only the K-th of N shards of the collected tests (1 <= K <= N; round robin over "
+                     "the collection order, so every shard gets each client's scenarios): N CI jobs run "
+                     "K=1..N")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 21672]")
     g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
@@ -97,7 +103,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("chaos_client", clients)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N), 1 <= K <= N; a UsageError naming the fix otherwise."""
+    k, slash, n = text.partition("/")
+    try:
+        shard, total = int(k), int(n)
+    except ValueError:
+        shard = total = 0
+    if not slash or not 1 <= shard <= total:
+        raise pytest.UsageError(f"--chaos-shard {text!r} is not K/N with 1 <= K <= N (e.g. --chaos-shard 2/4)")
+    return shard, total
+
+
+def shard_items(items: list[pytest.Item], shard: int, total: int) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(kept, deselected): item i belongs to shard ``i % total + 1``. Deterministic for one
+    collection, so every xdist worker of a shard keeps the same items."""
+    kept = [it for i, it in enumerate(items) if i % total == shard - 1]
+    dropped = [it for i, it in enumerate(items) if i % total != shard - 1]
+    return kept, dropped
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    spec = config.getoption("--chaos-shard")
+    if spec:
+        kept, dropped = shard_items(items, *parse_shard(spec))
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
     if not any(item.get_closest_marker("kernel") for item in items):
         return
     from harness.env.netns import kernel_support
