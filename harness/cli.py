@@ -233,6 +233,10 @@ def matrix(
     fail_exit: Annotated[bool, typer.Option("--fail-exit/--no-fail-exit",
                                             help="exit 1 when any cell fails, else 3 when any is unknown; "
                                                  "--no-fail-exit: exit 0 once every cell ran")] = True,
+    jobs: Annotated[int | None, typer.Option(min=1, max=16, help="cells run at once on the shared broker "
+                                                                  "(faults of the node itself still run alone); "
+                                                                  "1 = one after another [default: min(3, cores + 1)]")
+                    ] = None,
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
@@ -299,7 +303,9 @@ def matrix(
                     bar.advance(task)
                     console.print(f"[yellow]unavailable[/] {escape(cell)}: {escape(info['reason'])}")
 
-            res = run_matrix(env, cfg, progress=progress)
+            from harness.run.parallel import default_jobs
+
+            res = run_matrix(env, cfg, progress=progress, jobs=jobs or default_jobs())
     finally:
         env.stop()
     _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults,
@@ -308,6 +314,10 @@ def matrix(
         console.print(f"report: {res.report}", markup=False)
     if res.interrupted:
         console.print(f"interrupted by {res.signal}: results so far in {res.dir}", markup=False)
+    if res.timing:
+        t = res.timing
+        console.print(f"time: {t['wall_s']:.0f} s wall, {t['jobs']} job(s); fault timelines "
+                      f"{t['timeline_sum_s']:.0f} s (wall ÷ timelines {t['ratio']})", markup=False)
     code = res.outcome_code(fail_exit)
     console.print(summary_line(res.tally(), code), markup=False)
     raise typer.Exit(code)
