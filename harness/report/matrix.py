@@ -15,8 +15,11 @@ colour is never the only carrier of the verdict.
 from __future__ import annotations
 
 import re
+import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.report.fmt import seconds
 from harness.report.view import RunView
 
 SYMBOL = {"pass": "✓", "fail": "✗", "unknown": "?"}
@@ -46,6 +49,43 @@ class Cell:
         parts = [f"{n['pass']}/{len(self.runs)} pass"]
         parts += [f"{n[v]} {v}" for v in ("fail", "unknown") if n[v]]
         return " · ".join(parts)
+
+    @property
+    def headlines(self) -> str:
+        """What decided the runs that did not pass: "stranded" or "2× not exercised · stranded"."""
+        n = Counter(r.headline for r in self.runs if r.verdict != "pass" and r.headline)
+        return " · ".join(f"{k}" if c == 1 else f"{c}× {k}" for k, c in n.most_common())
+
+    @property
+    def lost(self) -> str:
+        """Messages lost over the cell's runs ("—" when no run recorded it)."""
+        vals = [r.lost for r in self.runs if r.lost is not None]
+        return str(sum(vals)) if vals else "—"
+
+    @property
+    def duplicated(self) -> str:
+        vals = [r.duplicated for r in self.runs if r.duplicated is not None]
+        return str(sum(vals)) if vals else "—"
+
+    @property
+    def had_fault(self) -> bool:
+        return any(r.had_fault for r in self.runs)
+
+    @property
+    def detection(self) -> str:
+        """The median detection over the cell's runs ("—" when none noticed)."""
+        vals = [r.detection_s for r in self.runs if r.detection_s is not None]
+        return seconds(statistics.median(vals)) if vals else "—"
+
+    @property
+    def recovery(self) -> str:
+        """The median recovery, and how many runs never recovered ("never" when none did)."""
+        vals = [r.recovery_s for r in self.runs if r.recovery_s is not None]
+        never = sum(r.never_recovered for r in self.runs)
+        if not vals:
+            return "never" if never else "—"
+        text = seconds(statistics.median(vals))
+        return f"{text}, never {never}/{len(self.runs)}" if never else text
 
 
 @dataclass

@@ -175,18 +175,21 @@ def _settle(x: Any) -> str:
     d = _dict(x)
     if not d:
         return ""
-    reason = fmt.text(d.get("reason"))
-    words = {"quiet": "quiet (the client held nothing unacked and traffic stopped)",
-             "cap": "hit its cap (the client still held work)",
-             "consumer-exited": "the consumer exited"}.get(reason, reason)
+    reason, bound = fmt.text(d.get("reason")), d.get("bound")
+    if reason == "cap" and bound == "settle_unacked_cap_s":
+        words = "cut at settle_unacked_cap_s while the client still held unacked deliveries"
+    elif reason == "cap":
+        words = (f"cut at {fmt.text(bound or 'its time limit')}: messages waited in the queue and nothing moved"
+                 if bound in (None, "settle_timeout_s") else f"cut at {fmt.text(bound)}")
+    else:
+        words = {"quiet": "quiet: the client held nothing unacked, nothing moved and the queue was empty",
+                 "consumer-exited": "the consumer exited"}.get(reason, reason)
     parts = [words]
-    if d.get("held_unacked") is not None:
-        parts.append(f"{fmt.text(d['held_unacked'])} deliveries held unacked at the end")
     if d.get("waited_s") is not None:
-        parts.append(f"waited {fmt.seconds(d['waited_s'])}")
-    if d.get("bound"):
-        parts.append(f"bound {fmt.text(d['bound'])}")
-    return ", ".join(parts)
+        parts.append(f"after {fmt.seconds(d['waited_s'])}")
+    if d.get("held_unacked") is not None:
+        parts.append(f"{fmt.text(d['held_unacked'])} held unacked at the end")
+    return "; ".join(parts)
 
 
 def split_label(client: str) -> tuple[str, str]:
