@@ -168,9 +168,19 @@ def _environment(cfg: Any) -> Any:
                        management_url=cfg.management_url)
 
 
+def _pinned_envs(names: list[str]) -> None:
+    """Build (or check) the cached environment of every NAME@VERSION client now, saying so: the
+    first use of a version installs it (harness/clients/versions.py)."""
+    if any("@" in n for n in names):
+        from harness.clients import versions
+
+        versions.prepare(names, say=lambda msg: console.print(msg, markup=False))
+
+
 @app.command()
 def run(
-    client: Annotated[str | None, typer.Option(help="reference strategy (see `rabbit-chaos clients`), or your "
+    client: Annotated[str | None, typer.Option(help="reference strategy (see `rabbit-chaos clients`; NAME@VERSION "
+                                                    "runs it against that version of its library), or your "
                                                     "Python client as package.module:attr")] = None,
     client_cmd: Annotated[str | None, typer.Option(
         help="your own client in any language: the command that starts it (docs/client-protocol.md); "
@@ -199,6 +209,7 @@ def run(
         label = client or "custom"
         if command is None:
             get_client(label)
+            _pinned_envs([label])  # NAME@VERSION: its library's environment, built before anything boots
         validate_fault(fault, cfg.fault_for)
         _preflight(cfg, [fault])
         _install_sigterm()
@@ -268,6 +279,7 @@ def matrix(
         for c in cfg.clients:  # validate everything before booting anything
             if c not in cfg.client_cmds:
                 get_client(c)
+        _pinned_envs([c for c in cfg.clients if c not in cfg.client_cmds])
         for cmdline in cfg.client_cmds.values():
             command_for(cmdline)
         for f in cfg.faults:
@@ -596,6 +608,7 @@ def check_client(
         label = client or "custom"
         if command is None:
             get_client(label)
+            _pinned_envs([label])
         _preflight(cfg, [])
         console.print(f"check-client: {client_cmd or label}", markup=False)
         with console.status("starting broker and fault proxy…"), _environment(cfg) as env:

@@ -406,9 +406,12 @@ def check(run: Run, outcome: Outcome) -> dict[str, Any]:
 def _client_library(strategy: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The client library and version for results.json: a built-in strategy's own; for an outside
     client, what its ``client.start`` declared (so a report can tell aio-pika 9.4.3 from 9.5.5),
-    labelled "custom" only when it declared nothing."""
+    labelled "custom" only when it declared nothing. A built-in strategy's version is the one its
+    process imported (client.start): for NAME@VERSION, its environment's, not the harness's."""
     if strategy is not None:
-        return {"client_library": strategy.library, "client_library_version": strategy.version}
+        started = next((ev for ev in events if ev.get("kind") == "client.start" and ev.get("version")), None)
+        version = started["version"] if started else (strategy.pinned or strategy.version)
+        return {"client_library": strategy.library, "client_library_version": version}
     for ev in events:
         if ev.get("kind") == "client.start" and ev.get("library"):
             return {"client_library": str(ev["library"]), "client_library_version": ev.get("version")}
