@@ -71,3 +71,16 @@ def test_a_short_silent_fault_is_unknown_not_pass() -> None:
     assert r.verdict == "unknown"
     assert r.reasons == ["not exercised: the 4.0 s partition is shorter than pika's detection window "
                          "(65–130 s at heartbeat 60 s): hold it ≥ 135 s or lower the client's heartbeat"]
+
+
+def test_a_client_that_noticed_the_fault_before_its_effect_was_recorded_met_it() -> None:
+    # force-close: the effect is written when rabbitmqctl returns, ms after the clients saw the close;
+    # the publisher died of it, so traffic ends before the effect's timestamp
+    h = clean_run(per_publisher=2)
+    h.fault_start("force-close", window=0, t=2.0)
+    h.conn("publisher-0", "lost", error="CONNECTION_FORCED", t=2.3057)
+    h.emit("nemesis", "fault.effect", fault="force-close", action="start", effect="connections closed",
+           window=0, observed=True, count=2, t=2.3211)
+    h.fault_stop("force-close", window=0, t=2.33)
+    r = check(h.at(3).finish().events())
+    assert not any(x.startswith("no overlap") for x in r.reasons), r.reasons

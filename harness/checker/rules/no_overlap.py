@@ -10,7 +10,11 @@ Contract. Client traffic runs from the first ``publish.invoke`` to the last publ
 (ok/fail/info) or delivery. Fires (``effect "unknown"``) when there was at least one fault and
 traffic, and no fault's effect window [took effect, effect end] overlaps it (an unhealed fault
 lasts to the end of the run). A fault with no ``fault.effect`` at all is measured from its
-``fault.start``. Proof: positive (the events that are there); compares the nemesis's times with
+``fault.start``. A client that noticed the fault itself (a notice of its own, before the harness
+began stopping it, between the fault's ``fault.start`` and its effect end) met it, whatever the
+effect's timestamp says: a force-close's effect is written when ``rabbitmqctl`` returns, a few ms
+after the clients already saw their connections close, and a publisher that died of it ends the
+traffic before that timestamp. Proof: positive (the events that are there); compares the nemesis's times with
 the clients', so it needs their clocks to agree. Cost: O(w) for w fault windows.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.rules import RuleContext, rule
 from harness.checker.text import rel
+from harness.checker.timing import noticed_between
 
 HEADLINE = "no overlap"
 
@@ -50,6 +55,10 @@ def no_overlap(ctx: RuleContext) -> list[Finding]:
         end = w.effect_end_t
         if start <= b and (end is None or max(start, end) >= a):
             return []
+        until = float("inf") if end is None else max(start, end)
+        if any(noticed_between(ctx.idx, ctx.life, p.name, w.started_t, until) is not None
+               for p in ctx.life.clients()):
+            return []  # a client met the fault before its effect was recorded
     t0 = ctx.idx.t0
     parts = []
     for w in windows:
