@@ -20,7 +20,8 @@ What pika tells a BlockingConnection application, and the event each becomes:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pika
@@ -47,12 +48,13 @@ PERSISTENT = pika.BasicProperties(delivery_mode=2)  # persistent: written to dis
 TRANSIENT = pika.BasicProperties()  # delivery_mode unset = transient, as in the tutorials
 
 
-def parameters(ctx: ClientContext) -> pika.URLParameters:
-    """Connection parameters for this client: URL + knobs + connection name."""
+def parameters(ctx: ClientContext, defaults: Mapping[str, Any] = PIKA_PARAMS) -> pika.URLParameters:
+    """Connection parameters for this client: URL + knobs + connection name. ``defaults``: the
+    strategy's own defaults for the knobs (pika's, unless the strategy chooses others)."""
     params = pika.URLParameters(ctx.cfg.amqp_url)
-    params.heartbeat = ctx.cfg.param("heartbeat", PIKA_PARAMS["heartbeat"])
+    params.heartbeat = ctx.cfg.param("heartbeat", defaults["heartbeat"])
     params.blocked_connection_timeout = ctx.cfg.param(
-        "blocked_connection_timeout", PIKA_PARAMS["blocked_connection_timeout"])
+        "blocked_connection_timeout", defaults["blocked_connection_timeout"])
     params.client_properties = {"connection_name": ctx.cfg.connection_name}
     return params
 
@@ -83,22 +85,22 @@ def cancel_reason(frame: Any) -> str:
     return f"basic.cancel from the broker (consumer {tag}: queue deleted, or consumer timeout)"
 
 
-def error_text(ctx: ClientContext, exc: BaseException) -> str:
+def error_text(ctx: ClientContext, exc: BaseException, defaults: Mapping[str, Any] = PIKA_PARAMS) -> str:
     """``describe(exc)``, naming the deadline when it is pika's blocked-connection timeout."""
     text = describe(exc)
     if isinstance(exc, pika.exceptions.ConnectionBlockedTimeout):
-        limit = ctx.cfg.param("blocked_connection_timeout", PIKA_PARAMS["blocked_connection_timeout"])
+        limit = ctx.cfg.param("blocked_connection_timeout", defaults["blocked_connection_timeout"])
         text += f" (blocked longer than blocked_connection_timeout={limit} s)"
     return text
 
 
-def notice(ctx: ClientContext, exc: BaseException) -> None:
+def notice(ctx: ClientContext, exc: BaseException, defaults: Mapping[str, Any] = PIKA_PARAMS) -> None:
     """What an error raised by pika tells: a channel the broker closed (``channel.closed``, code
     and text; the connection may be fine), or a connection gone (``conn.lost``)."""
     if isinstance(exc, pika.exceptions.ChannelClosed):
         ctx.channel_closed(exc.reply_text, exc.reply_code)
     else:
-        ctx.event("conn.lost", error=error_text(ctx, exc))
+        ctx.event("conn.lost", error=error_text(ctx, exc, defaults))
 
 
 def declare(channel: BlockingChannel, queue: str) -> None:
@@ -266,3 +268,64 @@ def consume_loop(ctx: ClientContext, *, delay: float, reconnect_on: Errors,
             if after_close is not None:
                 after_close()
         sleep_unless_stopping(ctx, delay)
+
+
+# ---- deadlines and back-off for the best-practice strategies (pika-best, pika-async-best) ------
+
+
+class DeadlineExpired(pika.exceptions.AMQPConnectionError):
+    """A wait of ours outlived its deadline (a confirm, a setup RPC): the connection was torn
+    down, as pika itself does when ``blocked_connection_timeout`` runs out."""
+
+
+def abort(conn: pika.BlockingConnection | pika.SelectConnection, error: BaseException) -> None:
+    """Tear a connection down at once, with no close handshake, failing every wait on it with
+    ``error``. pika has no public way: this is what its own blocked_connection_timeout does
+    (``Connection._terminate_stream``). A graceful close would itself wait for close-ok, which
+    a blocked or silent broker never sends (pika#764)."""
+    impl: Any = getattr(conn, "_impl", conn)  # BlockingConnection wraps a SelectConnection
+    if not impl.is_closed:  # open, or closing and still waiting for close-ok
+        impl._terminate_stream(error)
+
+
+@contextlib.contextmanager
+def deadline(conn: pika.BlockingConnection, seconds: float, what: str) -> Iterator[None]:
+    """Bound a blocking call on ``conn``: past ``seconds`` the connection is aborted and the call
+    raises :class:`DeadlineExpired` naming ``what`` and the limit. BlockingConnection has no
+    confirm or RPC timeout (a confirm or a declare-ok that never comes waits forever while
+    heartbeats keep the connection alive), and timers of ``BlockingConnection.call_later`` only
+    run inside ``process_data_events``, so the timer goes on the I/O loop pika polls while it
+    waits."""
+    impl: Any = conn._impl
+    error = DeadlineExpired(f"{what} timed out: nothing within {seconds:g} s (outcome unknown)")
+    timer = impl.ioloop.call_later(seconds, lambda: abort(conn, error))
+    try:
+        yield
+    finally:
+        impl.ioloop.remove_timeout(timer)
+
+
+def close_within(conn: pika.BlockingConnection | None, seconds: float = 2.0) -> None:
+    """Close a connection that may be dead or blocked, waiting at most ``seconds`` for close-ok."""
+    if conn is None or not conn.is_open:
+        return
+    with contextlib.suppress(Exception), deadline(conn, seconds, "connection.close"):
+        conn.close()
+
+
+class Backoff:
+    """Reconnect delays: exponential (``first`` doubling up to ``cap``) with jitter, reset by a
+    connection that opened. A fixed short delay hammers a broker that is restarting; a long one
+    delays recovery after the heal (the checker's max_recovery_s)."""
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first, self.cap = first, cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2 ** self.attempt)
+        self.attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempt = 0
