@@ -140,4 +140,69 @@ def hostile_run(index: int = 99) -> dict[str, Any]:
     doc["metrics"]["throughput"]["conn_events"][0][1] = f"publisher{XSS}"
     doc["metrics"]["clients"][f"proc{XSS}"] = {"role": XSS, "library": XSS, "strategy": XSS,
                                                "exit_reason": XSS, "code": 1, "expected": False}
+    # the checker's and the engine's newer fields, every string hostile
+    with_findings(doc, f"lost{XSS}", f"lost{XSS}", f"fail{XSS}", text=f"finding {XSS}")
+    doc["client"] = f"evil{XSS}@9.{XSS}"
+    doc["versions"]["client_library"] = f"lib{XSS}"
+    doc["versions"]["client_library_version"] = f"1.0{XSS}"
+    doc["settle"] = {"reason": f"cap{XSS}", "held_unacked": XSS, "waited_s": 1.0, "bound": f"b{XSS}"}
+    doc["timeline"]["hold_reason"] = f"held {XSS}"
+    doc["timing"]["recovery_s"] = None
+    doc["timing"]["detail"]["recovery_never"] = {f"consumer{XSS}": f"never {XSS}"}
+    doc["timing"]["detail"]["detection_by_proc"] = {f"p{XSS}": {"detection_s": 0.1, "by": XSS, "text": f"err {XSS}"}}
+    doc["interrupted"] = True
     return doc
+
+
+#: (client label, library, library version) rows of the synthetic big matrix: several libraries,
+#: strategies and versions of one strategy side by side (``@version`` labels and plain ones)
+BIG_ROWS = (("pika-naive", "pika", "1.3.2"), ("pika-recover", "pika", "1.3.2"), ("pika-best", "pika", "1.3.2"),
+            ("pika-async-best", "pika", "1.3.2"), ("kombu-naive", "kombu", "5.4.2"), ("kombu-best", "kombu", "5.4.2"),
+            ("aio-pika-robust@10.2.1", "aio-pika", "10.2.1"), ("aio-pika-robust@9.4.3", "aio-pika", "9.4.3"),
+            ("aio-pika-robust@9.5.5", "aio-pika", "9.5.5"), ("aio-pika-naive", "aio-pika", "10.2.1"),
+            ("aioamqp-naive", "aioamqp", "0.15.0"), ("aioamqp-best", "aioamqp", "0.15.0"),
+            ("chat-app", "custom", None))
+BIG_FAULTS = ("none", "connection-cut", "partition", "packet-loss", "latency", "broker-restart", "broker-crash",
+              "memory-alarm", "queue-delete", "consumer-timeout")
+#: (verdict, headline, rule, effect) the synthetic cells cycle through
+OUTCOMES = (("pass", "", "", ""), ("fail", "lost", "lost", "fail"), ("fail", "stranded", "stranded", "fail"),
+            ("unknown", "not exercised", "not_exercised", "unknown"), ("fail", "gave up", "gave_up", "fail"),
+            ("fail", "blocked", "blocked", "fail"), ("pass", "", "", ""), ("unknown", "interrupted", "", ""),
+            ("fail", "consumer lost", "consumer_lost", "fail"), ("unknown", "no overlap", "no_overlap", "unknown"))
+
+
+def with_findings(doc: dict[str, Any], headline: str, rule: str, effect: str, text: str = "") -> dict[str, Any]:
+    """Add the checker's newer fields (headline, findings, settle, hold reason, recovery whys)."""
+    doc["headline"] = headline
+    doc["findings"] = [] if not rule else [{"rule": rule, "category": rule, "headline": headline, "effect": effect,
+                                            "count": 3, "text": text or f"{headline}: 3 of them (e.g. p0-1)",
+                                            "proven": True}]
+    if rule and (text or f"{headline}: 3 of them (e.g. p0-1)") not in doc["reasons"]:
+        doc["reasons"].append(text or f"{headline}: 3 of them (e.g. p0-1)")
+    doc["interrupted"] = headline == "interrupted"
+    doc["settle"] = {"reason": "quiet", "held_unacked": 0, "waited_s": 2.02}
+    doc["timeline"] = {"hold_reason": "the fault's default hold: 4 s", "length_s": 4.0}
+    return doc
+
+
+def big_matrix() -> list[dict[str, Any]]:
+    """13 clients × 10 faults = 130 runs, one per cell, every headline the checker writes."""
+    runs = []
+    for i, (label, library, version) in enumerate(BIG_ROWS):
+        for j, fault in enumerate(BIG_FAULTS):
+            n = i * len(BIG_FAULTS) + j
+            verdict, headline, rule, effect = OUTCOMES[(i + j) % len(OUTCOMES)] if fault != "none" else OUTCOMES[0]
+            never = headline in ("gave up", "consumer lost")
+            doc = fake_run(label, fault, verdict=verdict, index=n % 60, seed=1000 + n,
+                           run_id=f"20260102T{n:06d}-{label.replace('@', '-')}-{fault}",
+                           lost=3 if headline == "lost" else 0, stranded=3 if headline == "stranded" else 0,
+                           recovery_s=None if never else 1.0 + (n % 7) / 10)
+            doc["versions"]["client_library"] = library
+            doc["versions"]["client_library_version"] = version
+            for proc in doc["metrics"]["clients"].values():
+                proc["library"] = library
+            with_findings(doc, headline, rule, effect)
+            if never:
+                doc["timing"]["detail"]["recovery_never"] = {"consumer": "no delivery on a live connection after the heal"}
+            runs.append(doc)
+    return runs

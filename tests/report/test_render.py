@@ -78,7 +78,11 @@ def test_script_payloads_show_as_text_and_never_as_markup() -> None:
     # the payload is visible text in the places a user reads it
     text = "".join(page.text)
     for where in (f"evil{XSS}", f"lost message {XSS}", f"p0-{XSS}", f"3.10.8{XSS}", f"note {XSS}",
-                  f"queue rabbit-chaos.q{XSS}", f"publisher{XSS}"):
+                  f"queue rabbit-chaos.q{XSS}", f"publisher{XSS}",
+                  # the newer fields: headline, findings, @version label, library version, hold reason,
+                  # settle, recovery's why, detection by process
+                  f"lost{XSS}", f"finding {XSS}", f"fail{XSS}", f"evil{XSS}@9.{XSS}", f"lib{XSS} 1.0{XSS}",
+                  f"held {XSS}", f"cap{XSS}", f"never {XSS}", f"err {XSS}"):
         assert where in text, where
     # and the JSON block holds it escaped, yet parses back to the original strings
     block = re.search(r'id="rc-data">(.*?)</script>', html, re.S)
