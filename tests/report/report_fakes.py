@@ -203,6 +203,7 @@ def big_matrix() -> list[dict[str, Any]]:
                 proc["library"] = library
             with_findings(doc, headline, rule, effect)
             if never:
-                doc["timing"]["detail"]["recovery_never"] = {"consumer": "no delivery on a live connection after the heal"}
+                why = "no delivery on a live connection after the heal"
+                doc["timing"]["detail"]["recovery_never"] = {"consumer": why}
             runs.append(doc)
     return runs
