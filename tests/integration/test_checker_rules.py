@@ -130,6 +130,12 @@ CASES: dict[str, Case] = {
                                            "params": {"gives_up": "publisher"}},
                                           reason="publisher-0", may_fire=NOTE_RULES),
     # the negative control of gave up: the same tutorial code with no fault runs to the end
+    # a 12 s job inline in pika's callback with heartbeat 2: the broker drops the connection and
+    # redelivers, with no fault at all; the client reconnects, so only the drop fails the run
+    "dropped-inline-job": Case(ENTRIES["inline_consumer"], "fail", frozenset({"dropped"}),
+                               {"published": COUNT, "delivered": COUNT, "lost": 0, "stranded": 0},
+                               {"params": {"heartbeat": 2, "job_at": 20, "job_s": 12.0}},
+                               reason="with no fault in effect", may_fire=NOTE_RULES),
     "giver-up-no-fault": Case(ENTRIES["giver_up"], "pass", frozenset(),
                               {"published": COUNT, "delivered": COUNT, "lost": 0, "stranded": 0},
                               {"params": {"gives_up": "both"}}),

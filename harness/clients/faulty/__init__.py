@@ -26,6 +26,7 @@ from harness.clients.faulty import (
     dropping_consumer,
     giver_up,
     hanging_publisher,
+    inline_consumer,
     lying_publisher,
     requeueing_consumer,
     shuffling_publisher,
@@ -42,7 +43,7 @@ CLIENTS = {
     m.__name__.rpartition(".")[2]: m
     for m in (lying_publisher, untracked_publisher, requeueing_consumer, double_publisher, shuffling_publisher,
               stuck_consumer, dropping_consumer, silent_blocker, hanging_publisher, giver_up, crashing_consumer,
-              busy_consumer)
+              busy_consumer, inline_consumer)
 }
 
 #: client name -> its entry ("harness.clients.faulty:<name>")
