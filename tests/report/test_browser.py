@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from report_fakes import hostile_run, sample_matrix
+from report_fakes import big_matrix, hostile_run, sample_matrix
 
 from harness.report import render_report
 
@@ -134,3 +134,21 @@ def test_screenshot_is_written(page: dict) -> None:
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 20_000  # a blank page is a few KB
+
+
+def test_the_130_cell_page_filters_by_library_version(tmp_path: Path) -> None:
+    browser = _browser()
+    report = render_report(big_matrix(), tmp_path / "big.html", title="130 cells")
+    dom = _run(browser, tmp_path / "profile", "--dump-dom", report.as_uri() + "?version=aio-pika+9.4.3")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    body = re.search(r"<body[^>]*>", html)
+    assert body and "data-js-error" not in body.group(0)
+    assert 'data-runs-shown="10"' in body.group(0) and "10 of 130 runs shown" in html
+    shown = [tag for tag in _details(html).values() if " hidden" not in tag]
+    assert len(shown) == 10 and all('data-version="aio-pika 9.4.3"' in t for t in shown)
+    # the matrix keeps one row (aio-pika-robust@9.4.3) under its library's header
+    rows = re.findall(r'<tr class="(mrow|libgroup)"[^>]*>', html)
+    visible = re.findall(r'<tr class="(?:mrow|libgroup)"(?![^>]*hidden)[^>]*>', html)
+    assert len(rows) == 13 + 5 and len(visible) == 2
+    assert 'data-charts-rendered="0"' in html
