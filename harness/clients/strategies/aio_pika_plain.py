@@ -13,6 +13,8 @@ NAME = "aio-pika-plain"
 LIBRARY = "aio-pika"
 DESCRIPTION = "aio-pika connect (not robust), confirms, persistent; gives up on connection loss"
 PARAMS = {**_aio_pika.AIO_PIKA_PARAMS}
+#: library versions NAME@VERSION accepts: the floor pyproject.toml declares; 11 is an untried major
+SUPPORTS = ">=9.4,<11"
 
 
 def publisher(ctx: ClientContext) -> None:

@@ -13,6 +13,8 @@ NAME = "aio-pika-robust"
 LIBRARY = "aio-pika"
 DESCRIPTION = "aio-pika connect_robust + robust channel, confirms, persistent, re-publish after errors"
 PARAMS = {**_aio_pika.AIO_PIKA_PARAMS, "reconnect_interval_s": 5.0, "retry_delay_s": 1.0}
+#: library versions NAME@VERSION accepts: the floor pyproject.toml declares; 11 is an untried major
+SUPPORTS = ">=9.4,<11"
 
 
 def publisher(ctx: ClientContext) -> None:
