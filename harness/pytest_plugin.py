@@ -11,7 +11,8 @@ whole session.
   ``assert_pass``, ``assert_no_loss``, ``assert_recovered_within``, ``assert_no_stall``. A fault
   this environment cannot inject (kernel faults without root, process faults on an external
   broker) skips the test with the reason.
-* ``chaos_client``: parametrised over ``--chaos-clients`` (default: pika-recover).
+* ``chaos_client``: parametrised over ``--chaos-clients`` (default: pika-best; the shipped
+  scenarios expect a best-practice strategy, docs/matrix.md).
 * ``toxiproxy``: a toxiproxy-python client (``toxiproxy.Toxiproxy``) bound to the session's
   Toxiproxy server, real or our embedded one, for scenarios that shape traffic themselves
   (``toxiproxy.create(upstream=..., name=...)``, ``proxy.add_toxic(type="latency", ...)``).
@@ -67,8 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-reports", default="reports", help="results store for runs made by tests [default: reports]")
     g.addoption("--chaos-report", default=None, help="HTML report written at session end "
                                                      "[default: <chaos-reports>/pytest-<time>/report.html]")
-    g.addoption("--chaos-clients", default="pika-recover",
-                help="comma-separated clients the chaos_client fixture is parametrised over")
+    g.addoption("--chaos-clients", default="pika-best",
+                help="comma-separated clients the chaos_client fixture is parametrised over [default: "
+                     "pika-best: the scenarios expect a best-practice client]")
     g.addoption("--chaos-shard", default=None, metavar="K/N",
                 help="run only the K-th of N shards of the collected tests (1 <= K <= N; round robin over "
                      "the collection order, so every shard gets each client's scenarios): N CI jobs run "
