@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,18 @@ def _env() -> jinja2.Environment:
     )
     env.filters["seconds"] = fmt.seconds
     env.filters["dash"] = lambda x: "—" if x is None else x
+    env.filters["breakable"] = _breakable
     return env
+
+
+_BREAK_AFTER = re.compile(r"(?<=[:,=/])")
+
+
+def _breakable(name: str) -> list[str]:
+    """A fault spec cut after ``:``, ``,``, ``=`` and ``/``: the template escapes each part and
+    puts ``<wbr>`` between them, so ``latency:latency_ms=200,stream=both`` wraps at its
+    parameters in a narrow column header, not in the middle of a word."""
+    return [p for p in _BREAK_AFTER.split(name) if p]
 
 
 def _evidence_href(reports_dir: Path | None, out_dir: Path, run_id: str,

@@ -142,3 +142,51 @@ def test_series_split_survives_downsampling() -> None:
                               "publish_confirmed": [1] * n, "deliver": [2] * n})
     assert tl is not None and sum(tl["confirmed"]) == n and sum(tl["unconfirmed"]) == n
     assert len(tl["confirmed"]) == len(tl["unconfirmed"]) == len(tl["t"])
+
+
+def test_fault_headers_break_at_their_parameters_only() -> None:
+    from harness.report.render import _breakable
+    assert _breakable("latency:latency_ms=200,stream=both") == ["latency:", "latency_ms=", "200,", "stream=", "both"]
+    assert _breakable("none") == ["none"]
+
+
+def test_settle_and_recovery_whys_in_words() -> None:
+    doc = fake_run("pika-recover", "partition", recovery_s=None)
+    doc["settle"] = {"reason": "cap", "held_unacked": 2, "waited_s": 120.0, "bound": "settle_unacked_cap_s"}
+    doc["timing"]["detail"]["recovery_never"] = {"publisher": "no successful publish after the heal"}
+    doc["timing"]["detail"]["recovery_not_needed"] = {"consumer": "no messages were left"}
+    v = view.build(doc, "a")
+    assert v.settle_text.startswith("cut at settle_unacked_cap_s while the client still held unacked deliveries")
+    assert "2 held unacked at the end" in v.settle_text
+    assert v.recovery_text == "never" and v.recovery_why == "publisher: no successful publish after the heal"
+    rows = dict(v.timing_rows)
+    assert rows[view.RECOVERY_LABEL] == "never: publisher: no successful publish after the heal"
+    # nothing needed recovering: "—", not "never", and the cell's tooltip says why
+    doc["timing"]["detail"].pop("recovery_never")
+    doc["timing"]["detail"]["recovered"] = None
+    v = view.build(doc, "b")
+    assert v.recovery_text == "—" and not v.never_recovered and v.recovery_why.startswith("not needed")
+
+
+def test_library_and_version_from_versions_the_processes_or_the_label() -> None:
+    doc = fake_run("aio-pika-robust@9.4.3", "none")
+    doc["versions"].update(client_library="aio-pika", client_library_version="9.4.3")
+    v = view.build(doc, "a")
+    assert (v.library, v.strategy, v.library_version) == ("aio-pika", "aio-pika-robust", "9.4.3")
+    doc["versions"].update(client_library="custom", client_library_version=None)
+    v = view.build(doc, "b")  # an outside client: its processes' library, the label's version
+    assert (v.library, v.library_version) == ("pika", "9.4.3")
+    assert view.split_label("a@b c") == ("a@b c", "")
+
+
+def test_findings_and_the_reasons_they_do_not_state() -> None:
+    doc = fake_run("pika-recover", "partition", verdict="unknown", reasons=[
+        "not exercised: the 4 s partition is shorter; not proven: x", "no run.end event: the history was cut short"])
+    doc["findings"] = [{"rule": "not_exercised", "category": "not_exercised", "headline": "not exercised",
+                        "effect": "unknown", "count": 1, "text": "not exercised: the 4 s partition is shorter",
+                        "proven": False}, "junk"]
+    v = view.build(doc, "a")
+    assert [f["proven"] for f in v.findings] == ["not proven"]
+    assert v.other_reasons == ["no run.end event: the history was cut short"]
+    doc["interrupted"] = True
+    assert view.build(doc, "b").headline == "interrupted"
