@@ -37,8 +37,8 @@ def _events(run_dir: Path) -> list[dict[str, Any]]:
 
 def test_two_concurrent_cells_are_isolated(par_env: Environment, tmp_path: Path) -> None:
     # 6 s of traffic at 25/s, around the other cell's 4 s cut
-    cfg = ChaosConfig(clients=["pika-recover"], faults=["none", "connection-cut"], count=COUNT, rate=25.0,
-                      reports_dir=tmp_path)
+    cfg = ChaosConfig.model_validate({"clients": ["pika-recover"], "faults": ["none", "connection-cut"],
+                                      "count": COUNT, "rate": 25.0, "reports_dir": tmp_path})
     res = run_matrix(par_env, cfg, jobs=2)
     assert not res.interrupted and res.unavailable == [] and res.unrun == []
     assert [d["fault"] for d in res.docs] == ["none", "connection-cut"]  # cell order
