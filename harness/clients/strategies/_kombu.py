@@ -23,7 +23,7 @@ What kombu / py-amqp tells the application, and the event each becomes:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import amqp.exceptions
@@ -45,11 +45,13 @@ class Stopped(Exception):
     """Raised from a kombu callback to leave a retry loop on SIGTERM."""
 
 
-def connection(ctx: ClientContext) -> Connection:
+def connection(ctx: ClientContext, defaults: Mapping[str, Any] = KOMBU_PARAMS) -> Connection:
+    """The run's kombu Connection: heartbeat and confirms from the knobs (``defaults``: the
+    strategy's own), named ``<run_id>/<proc>``, connection.blocked recorded."""
     p = ctx.cfg.param
-    return Connection(ctx.cfg.amqp_url, heartbeat=float(p("heartbeat", KOMBU_PARAMS["heartbeat"])),
+    return Connection(ctx.cfg.amqp_url, heartbeat=float(p("heartbeat", defaults["heartbeat"])),
                       transport_options={
-                          "confirm_publish": bool(p("confirm_publish", KOMBU_PARAMS["confirm_publish"])),
+                          "confirm_publish": bool(p("confirm_publish", defaults["confirm_publish"])),
                           "client_properties": {"connection_name": ctx.cfg.connection_name},
                           # py-amqp's connection.blocked hooks (kombu passes transport_options on)
                           "on_blocked": ctx.blocked,

@@ -46,7 +46,7 @@ DESCRIPTION = ("pika blocking, best practice: heartbeat 5, blocked_connection_ti
                "mandatory + returns, re-declare/re-consume on cancel or channel close, idempotent consumer, "
                "exponential back-off")
 PARAMS: dict[str, Any] = {"heartbeat": 5, "blocked_connection_timeout": 5, "confirm_timeout_s": 6.0,
-                          "setup_timeout_s": 6.0, "prefetch": 50, "retry_delay_s": 0.5, "max_delay_s": 4.0}
+                          "setup_timeout_s": 6.0, "prefetch": 100, "retry_delay_s": 0.5, "max_delay_s": 4.0}
 
 #: how often the consumer looks at ctx.stopping while it consumes (SIGTERM latency)
 POLL_S = 0.2
