@@ -136,7 +136,7 @@ def check_supported(strategy: Strategy, version: str) -> None:
         raise ChaosError(
             f"{strategy.name} does not support {strategy.library} {version}: it works with "
             f"{strategy.library} {strategy.supports}",
-            f"pick a {strategy.library} version matching {strategy.supports!r}, e.g. "
+            f"pick a version of {strategy.library} matching {strategy.supports!r}, e.g. "
             f"{strategy.name}@{strategy.version}")
 
 
