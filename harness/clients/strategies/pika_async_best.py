@@ -85,6 +85,9 @@ class _Best(pika_async._Client):
 
     def _on_close(self, _conn: Any, reason: BaseException) -> None:
         self.disarm_setup()
+        if isinstance(reason, pika.exceptions.ConnectionBlockedTimeout):  # name the deadline in what we write
+            reason = pika.exceptions.ConnectionBlockedTimeout(
+                f"blocked longer than blocked_connection_timeout={_p(self.ctx, 'blocked_connection_timeout')} s")
         self.channel = None
         self.conn = None
         self.lost(reason)
