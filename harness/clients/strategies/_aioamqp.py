@@ -232,6 +232,10 @@ async def _watch(ctx: ClientContext, session: Session, reconnect: bool) -> bool:
             fut.cancel()
 
 
+#: public name of :func:`_watch` for strategies that write their own loops (aioamqp-best)
+watch = _watch
+
+
 def publisher(ctx: ClientContext, reconnect: bool) -> None:
     _aio.run(ctx, lambda: _publish_all(ctx, reconnect))
 

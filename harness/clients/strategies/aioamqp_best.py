@@ -1,0 +1,190 @@
+"""aioamqp, best practice: the recipe in docs/recipes.md ("aioamqp"), as a strategy.
+
+aioamqp has no recovery and hears no ``connection.blocked`` (it announces the capability as
+unsupported), so the application does everything, each part against a column of the default
+matrix that fails without it:
+
+* **a short heartbeat** (5 s: aioamqp closes a silent connection 7.5-10 s later): partition,
+  heartbeat-starvation;
+* **a confirm deadline** (``confirm_timeout_s``, 5 s): the only notice aioamqp can give of a
+  memory alarm, and the end of a confirm lost to packet-loss or held by a partition or latency:
+  ``publish.info`` naming it, then a fresh connection and a re-send: memory-alarm (blocked),
+  packet-loss, latency, partition;
+* **mandatory + a return callback**: the broker sends basic.return before the basic.ack of an
+  unroutable message (its queue was deleted); the callback marks the id, and an ack for a marked
+  id is ``publish.fail`` and a re-send instead of a silent "confirmed": queue-delete;
+* **reconnect with exponential backoff** (``retry_delay_s`` doubling to ``max_retry_delay_s``),
+  re-open the channel, re-declare the queue, ``confirm_select`` again, re-send what had no
+  confirm: broker-restart, broker-crash, connection-cut;
+* consumer: **manual acks, prefetch**; after a ``basic.cancel`` (queue deleted) or a channel the
+  broker closed (consumer-timeout's 406) it starts over on a fresh connection, which re-declares
+  the queue and consumes again: queue-delete, consumer-timeout; **idempotent** handling of
+  redeliveries (an id already processed is acked without doing its work again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aioamqp.exceptions
+
+from harness.clients.protocol import ClientContext
+from harness.clients.strategies import _aio, _aioamqp
+from harness.clients.strategies._aioamqp import CONN_ERRORS, Session
+from harness.clients.strategies._common import LossTracker, body_id, describe, record_delivery, work_async
+
+NAME = "aioamqp-best"
+LIBRARY = "aioamqp"
+DESCRIPTION = ("aioamqp best practice: heartbeat 5 s, confirms with a deadline, mandatory + return callback, "
+               "reconnect with backoff, re-consume after cancel, idempotent consumer")
+PARAMS: dict[str, Any] = {
+    "heartbeat": 5,              # aioamqp closes a silent connection 1.5-2 heartbeats later: 7.5-10 s
+    "prefetch": 100,             # bounded in-flight deliveries per consumer
+    "confirm_timeout_s": 5.0,    # no confirm within this -> publish.info, reconnect, re-send
+    "retry_delay_s": 0.5,        # first reconnect back-off, doubled per consecutive failure ...
+    "max_retry_delay_s": 5.0,    # ... up to this
+}
+
+
+def _param(ctx: ClientContext, name: str) -> Any:
+    return ctx.cfg.param(name, PARAMS[name])
+
+
+class Backoff:
+    """Exponential back-off between reconnects: ``retry_delay_s`` doubling to ``max_retry_delay_s``,
+    reset once work flows again. A fixed short delay hammers a broker that is still booting."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self.first = float(_param(ctx, "retry_delay_s"))
+        self.cap = float(_param(ctx, "max_retry_delay_s"))
+        self.next = self.first
+
+    def reset(self) -> None:
+        self.next = self.first
+
+    async def wait(self) -> bool:
+        """Sleep the next back-off; False when SIGTERM came meanwhile."""
+        delay, self.next = self.next, min(self.cap, self.next * 2)
+        return await _aio.unless_stopping(self.ctx, asyncio.sleep(delay))
+
+
+async def _publish_all(ctx: ClientContext) -> None:
+    timeout = float(_param(ctx, "confirm_timeout_s"))
+    tracker = LossTracker(ctx)
+    outbox = _aio.AsyncOutbox(ctx)
+    backoff = Backoff(ctx)
+    returned: dict[str, str] = {}  # id -> the broker's reason, filled by basic.return
+
+    async def on_return(_channel: Any, body: bytes, envelope: Any, _props: Any) -> None:
+        # RabbitMQ sends basic.return before the basic.ack of the same message, and aioamqp awaits
+        # this callback before it reads the ack: the mark is there when the publish returns
+        returned[body_id(body)] = f"{envelope.reply_code} {envelope.reply_text}"
+
+    session: Session | None = None
+    try:
+        while True:
+            if session is None:  # (re)connect: channel, queue, confirm_select, return callback
+                opening = Session(ctx, tracker, PARAMS)
+                try:
+                    session = await opening.open(confirm=True, on_return=on_return)
+                except CONN_ERRORS as exc:
+                    opening.notice(exc)
+                    await opening.close()
+                    if not await backoff.wait():
+                        return
+                    continue
+            if (mid := await outbox.next()) is None:
+                return
+            ctx.event("publish.invoke", id=mid)
+            returned.pop(mid, None)
+            try:
+                await asyncio.wait_for(session.channel.publish(
+                    mid.encode(), "", ctx.cfg.queue, properties={"delivery_mode": 2, "message_id": mid},
+                    mandatory=True), timeout)
+            except aioamqp.exceptions.PublishFailed as exc:  # basic.nack
+                ctx.event("publish.fail", id=mid, error=f"nacked by the broker: {describe(exc)}")
+                outbox.retry_first(mid)
+                if not await backoff.wait():
+                    return
+                continue
+            except asyncio.CancelledError:
+                if _aio.stopped_by_us(ctx):
+                    ctx.event("publish.info", id=mid, error="stopped (SIGTERM) before the broker confirmed")
+                    raise
+                ctx.event("publish.info", id=mid, error="publish cancelled by the library: outcome unknown")
+                tracker.lost(ConnectionError("publish cancelled by the library"))
+            except TimeoutError:
+                # aioamqp's only word on a blocked or silent connection: give up on this one
+                ctx.event("publish.info", id=mid, error=f"publish timed out: no confirm within "
+                          f"confirm_timeout_s={timeout:g} s (outcome unknown)")
+                tracker.lost(TimeoutError(f"no confirm within confirm_timeout_s={timeout:g} s: reconnecting"))
+            except CONN_ERRORS as exc:  # connection or channel gone: outcome unknown
+                ctx.event("publish.info", id=mid, error=describe(exc))
+                session.notice(exc)
+            else:
+                if mid in returned:  # acked, but routed nowhere: not a success
+                    ctx.event("publish.fail", id=mid, error=f"returned by the broker: {returned.pop(mid)} "
+                              "(mandatory: no queue to route to)")
+                    outbox.retry_first(mid)
+                    if not await backoff.wait():
+                        return
+                    continue
+                ctx.event("publish.ok", id=mid, confirmed=True)
+                backoff.reset()
+                continue
+            # the connection is dead or in doubt: a fresh one, then re-send this id first
+            outbox.retry_first(mid)
+            await session.close()
+            session = None
+            if not await backoff.wait():
+                return
+    finally:
+        if session is not None:
+            await session.close()
+
+
+async def _consume(ctx: ClientContext) -> None:
+    prefetch = int(_param(ctx, "prefetch"))
+    tracker = LossTracker(ctx)
+    backoff = Backoff(ctx)
+    processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
+
+    async def on_message(channel: Any, body: bytes, envelope: Any, _props: Any) -> None:
+        mid = record_delivery(ctx, body, bool(envelope.is_redeliver), work=False)
+        if mid not in processed:  # a redelivery of work already done is only acked again
+            await work_async(ctx)
+            processed.add(mid)
+        try:
+            await channel.basic_client_ack(envelope.delivery_tag)
+        except CONN_ERRORS:
+            return  # the ack died with the connection: the broker redelivers, and we skip the work
+        backoff.reset()
+        ctx.event("ack", id=mid)
+
+    while not ctx.stopping.is_set():
+        session = Session(ctx, tracker, PARAMS)
+        try:
+            await session.open()  # declares the queue: after a queue delete, this brings it back
+            await session.channel.basic_qos(prefetch_count=prefetch)
+            await session.channel.basic_consume(on_message, queue_name=ctx.cfg.queue, no_ack=False)
+            # until SIGTERM (True), or a cancel / channel close (False): start over
+            if await _aioamqp.watch(ctx, session, reconnect=True):
+                return
+        except (*CONN_ERRORS, ConnectionError) as exc:
+            session.notice(exc)
+        finally:
+            await session.close()
+        if not await backoff.wait():
+            return
+
+
+def publisher(ctx: ClientContext) -> None:
+    """Publish every id, confirmed and routed; reconnect and re-send after any doubt."""
+    _aio.run(ctx, lambda: _publish_all(ctx))
+
+
+def consumer(ctx: ClientContext) -> None:
+    """Consume with manual acks until SIGTERM; reconnect, re-declare, re-consume after any loss."""
+    _aio.run(ctx, lambda: _consume(ctx))
