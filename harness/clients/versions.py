@@ -126,8 +126,11 @@ class PipBuilder:
 
     def check(self, target: Path, library: str, strategy: str, modules: Sequence[str], pythonpath: Path) -> Health:
         env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-        proc = subprocess.run([str(python_of(target)), "-P", "-c", _CHECK, library, strategy, *modules],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, check=False)
+        try:
+            proc = subprocess.run([str(python_of(target)), "-P", "-c", _CHECK, library, strategy, *modules],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, check=False)
+        except OSError as exc:  # its python is gone (the base interpreter was removed or moved)
+            return Health(broken=f"the environment's python does not start: {exc}")
         try:
             doc = json.loads(proc.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):

@@ -169,6 +169,23 @@ def test_a_broken_environment_is_rebuilt(root: Path, health: versions.Health) ->
     assert "rebuilding" in said[0]
 
 
+def test_the_real_check_calls_an_environment_without_python_broken(root: Path) -> None:
+    target = root / versions.key("aio-pika", "9.4.3")
+    target.mkdir(parents=True)
+    health = versions.PipBuilder().check(target, "aio-pika", "aio-pika-robust", ["pydantic"], versions.shim(root))
+    assert health.broken is not None and "does not start" in health.broken
+
+
+def test_the_real_check_reads_a_working_environment(root: Path) -> None:
+    """The harness's own environment stands in for a built one (same check, no pip)."""
+    target = root / "here"
+    root.mkdir(parents=True)
+    target.symlink_to(sys.prefix, target_is_directory=True)
+    health = versions.PipBuilder().check(target, "aio-pika", "aio-pika-robust", ["pydantic", "msgspec"],
+                                         versions.shim(root))
+    assert health == versions.Health(version=metadata.version("aio-pika"))
+
+
 def test_an_unfinished_build_is_rebuilt(root: Path) -> None:
     target = root / versions.key("aio-pika", "9.4.3")
     (target / "bin").mkdir(parents=True)  # a build that died: no manifest
