@@ -93,3 +93,28 @@ class AsyncOutbox:
 
     def retry_first(self, mid: str) -> None:
         self.box.retry_first(mid)
+
+
+class DeliveryTags:
+    """Delivery tags on a channel count up by one from 1. A skipped tag means a delivery was lost
+    in transit (packet-loss drops whole chunks: a frame-aligned one vanishes without a framing
+    error); the broker holds it unacked until that channel closes, so it is stranded unless we
+    close it. ``check``: None for the expected tag; the error text at a gap; "" for the later
+    deliveries of a channel with a gap (ignored: the broker redelivers them all)."""
+
+    def __init__(self) -> None:
+        self.channel: object = None
+        self.next = 1
+        self.broken = False
+
+    def check(self, channel: object, tag: int) -> str | None:
+        if channel is not self.channel:  # a new channel (the robust connection reopened it)
+            self.channel, self.next, self.broken = channel, 1, False
+        if self.broken:
+            return ""
+        if tag != self.next:
+            self.broken = True
+            return (f"delivery tag {tag} after {self.next - 1}: a delivery was lost in transit; "
+                    "reconnecting so the broker redelivers it")
+        self.next += 1
+        return None

@@ -142,7 +142,19 @@ async def _consume(ctx: ClientContext) -> None:
         await channel.set_qos(prefetch_count=int(_param(ctx, "prefetch")))
         queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
 
+        tags = _aio.DeliveryTags()
+
         async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            # pkt-loss: a skipped delivery tag -> drop the connection; the robust connection
+            # reconnects and the broker redelivers what this channel held (the work is not redone)
+            try:
+                gap = tags.check(message.channel, int(message.delivery_tag or 0))
+            except aio_pika.exceptions.ChannelInvalidStateError:
+                return  # its channel is gone already: the broker redelivers
+            if gap is not None:
+                if gap:
+                    _drop(conn, tracker, gap)
+                return
             mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)
             if mid not in processed:  # a redelivery of work already done is only acked again
                 await work_async(ctx)
@@ -157,6 +169,22 @@ async def _consume(ctx: ClientContext) -> None:
         await _aio.until_stopping(ctx)
     finally:
         await _aio_pika.close(conn, tracker)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _drop(conn: aio_pika.abc.AbstractConnection, tracker: LossTracker, why: str) -> None:
+    """Close the connection's transport (not the robust connection: that would end it for good),
+    so the robust connection reconnects; ``conn.lost`` names why. In a task of its own: the
+    close cancels the reader that runs the consumer callback calling this."""
+    error = ConnectionError(why)
+    tracker.lost(error)
+    transport = getattr(conn, "transport", None)
+    if transport is not None:
+        task = asyncio.get_running_loop().create_task(transport.connection.close(error))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 def publisher(ctx: ClientContext) -> None:

@@ -151,7 +151,18 @@ async def _consume(ctx: ClientContext) -> None:
     backoff = Backoff(ctx)
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
 
+    tags = _aio.DeliveryTags()
+    session: Session | None = None
+
     async def on_message(channel: Any, body: bytes, envelope: Any, _props: Any) -> None:
+        # pkt-loss: a skipped delivery tag -> drop the connection; the broker redelivers what it
+        # held (the work is not redone), and the loop below reconnects
+        gap = tags.check(channel, int(envelope.delivery_tag))
+        if gap is not None:
+            if gap and session is not None:
+                tracker.lost(ConnectionError(gap))
+                session.transport.close()
+            return
         mid = record_delivery(ctx, body, bool(envelope.is_redeliver), work=False)
         if mid not in processed:  # a redelivery of work already done is only acked again
             await work_async(ctx)
