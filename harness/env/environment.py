@@ -26,6 +26,10 @@ from harness.errors import ChaosError
 
 BACKENDS = ("local", "external", "compose")
 
+#: a run's two proxies listen on base + PROXY_PORT_OFFSET + 2 × slot + (0 publisher, 1 consumer):
+#: fixed ports next to the broker's (base .. base + 4), one pair per cell running at once (slot)
+PROXY_PORT_OFFSET = 5
+
 
 def default_state_dir() -> Path:
     return Path(os.environ.get("RABBIT_CHAOS_STATE", ".rabbit-chaos/state")).resolve()
@@ -64,6 +68,9 @@ class Environment:
         self.proxy_server: ToxiproxyServer | None = None
         self.toxiproxy: ToxiproxyClient | None = None
         self.client_record = procs.PidRecord(self.state_dir / "clients.json")
+        #: which pair of proxy ports this process's runs use (:meth:`proxy_listen`); a matrix
+        #: running cells side by side gives each running cell its own slot
+        self.proxy_slot = 0
 
     def start(self) -> Environment:
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
@@ -99,6 +106,8 @@ class Environment:
         if self.backend != "compose" and not os.environ.get("TOXIPROXY_URL"):
             reap_stale(self.state_dir / "proxy")
             extra["proxy API"] = self.base_port + 4
+        if self.backend != "compose":
+            extra.update(self.proxy_ports(self.proxy_slot))
         if self.backend == "local":
             self.broker.preflight(extra)
         elif extra:
@@ -120,11 +129,24 @@ class Environment:
 
     # where a run's proxies listen, and how clients reach them
     def proxy_listen(self, index: int) -> str:
+        """The listen address of a run's ``index``-th proxy (0 publisher, 1 consumer).
+
+        A fixed port (:meth:`proxy_ports`), not an ephemeral one (``127.0.0.1:0``): Toxiproxy
+        closes a disabled proxy's listener and listens again on enable, and an ephemeral port
+        can be handed to any other socket meanwhile (an outgoing connection, another run's new
+        proxy). Measured with three cells at once: a connection-cut heal failed with "bind:
+        address already in use" and the cell read "not recovered", a false verdict. A port
+        below the kernel's ephemeral range (32768+) is never handed out automatically."""
         if self.backend == "compose":
             from harness.env.compose import PROXY_PORTS
 
             return f"0.0.0.0:{PROXY_PORTS[index]}"
-        return "127.0.0.1:0"
+        return f"127.0.0.1:{self.base_port + PROXY_PORT_OFFSET + 2 * self.proxy_slot + index}"
+
+    def proxy_ports(self, slot: int) -> dict[str, int]:
+        """The two proxy ports of ``slot``, named for a port-in-use error."""
+        first = self.base_port + PROXY_PORT_OFFSET + 2 * slot
+        return {f"publisher proxy (slot {slot})": first, f"consumer proxy (slot {slot})": first + 1}
 
     def client_port(self, listen: str) -> int:
         """The loopback port a client connects to for a proxy that reports ``listen``."""

@@ -89,12 +89,15 @@ class NetnsRecord:
         self.path.write_text(json.dumps(data))
 
     def add(self, name: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with procs.file_lock(self.path.with_name(self.path.name + ".lock")):  # concurrent cells
             data = self._load()
             data[name] = os.getpid()
             self._save(data)
 
     def remove(self, name: str) -> None:
+        if not self.path.parent.is_dir():
+            return
         with procs.file_lock(self.path.with_name(self.path.name + ".lock")):
             data = self._load()
             data.pop(name, None)

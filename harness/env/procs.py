@@ -128,7 +128,6 @@ def file_lock(path: Path) -> Iterator[None]:
     side, in threads and child processes that share one state dir: a record's read-modify-write
     must not interleave (a lost entry leaks a process; two writers of one temp file crash one).
     flock locks an open file description, so it excludes threads of one process as well."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -160,6 +159,7 @@ class PidRecord:
         tmp.replace(self.path)
 
     def add(self, name: str, pid: int, match: str, pgid: int | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             data = self.load()
             data.setdefault("owner", os.getpid())
@@ -167,6 +167,8 @@ class PidRecord:
             self.save(data)
 
     def remove(self, name: str) -> None:
+        if not self.path.parent.is_dir():  # never was: nothing to remove
+            return
         with self._locked():
             data = self.load()
             data.get("procs", {}).pop(name, None)
@@ -315,6 +317,6 @@ def ensure_ports_free(ports: dict[str, int], settle_s: float = 0.0) -> None:
     busy = [f"port {held[0]} on 127.0.0.1 is already in use {who}" if len(held) == 1
             else f"ports {', '.join(held)} on 127.0.0.1 are already in use {who}" for who, held in by_holder.items()]
     if busy:
-        other = "choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT; we use N to N+4)"
+        other = "choose other ports with --base-port N (RABBIT_CHAOS_BASE_PORT; we use N to N+6)"
         fix = "; ".join(fixes) + f", or {other}" if fixes else f"stop that process, or {other}"
         raise ChaosError("; ".join(busy), fix)

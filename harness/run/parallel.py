@@ -260,10 +260,14 @@ class CellFailed(ChaosError):
 class CellRunner:
     """Runs matrix cells for :func:`schedule` (see the module docstring)."""
 
-    def __init__(self, env: Environment, cfg: ChaosConfig, out: Path) -> None:
+    def __init__(self, env: Environment, cfg: ChaosConfig, out: Path, jobs: int = 1) -> None:
         self.env, self.cfg, self.out = env, cfg, out
         self.work = out / ".cells"
         self.work.mkdir(exist_ok=True)
+        #: proxy port slots (Environment.proxy_listen) free for a child; this process's own
+        #: runs (broker-scope cells, alone) use the environment's slot 0
+        self.slots = list(range(1, jobs + 1))
+        self.slot_lock = threading.Lock()
 
     def spec(self, cell: Cell) -> Any:
         from harness.matrix import cell_spec
@@ -278,7 +282,15 @@ class CellRunner:
     def __call__(self, cell: Cell, cancel: Cancel) -> CellResult:
         if cell.scope != "run":
             return self.inline(cell)
-        return self.child(cell, cancel)
+        with self.slot_lock:
+            if not self.slots:  # the scheduler runs at most `jobs` at once: never
+                raise CellFailed("no free proxy port slot for a cell")
+            slot = self.slots.pop(0)
+        try:
+            return self.child(cell, cancel, slot)
+        finally:
+            with self.slot_lock:
+                self.slots.append(slot)
 
     def inline(self, cell: Cell) -> CellResult:
         """In this process, as the serial matrix does; an interrupt propagates (the cell has
@@ -290,13 +302,13 @@ class CellRunner:
         except FaultUnavailable as exc:
             return CellResult(cell, unavailable=exc.problem)
 
-    def child(self, cell: Cell, cancel: Cancel) -> CellResult:
+    def child(self, cell: Cell, cancel: Cancel, slot: int = 1) -> CellResult:
         """In a child process of its own session (a terminal's Ctrl-C reaches only us; we forward
         it). Waits for its exit; on cancel sends it the signal once, then waits for its record."""
         result = self.work / f"{cell.index}.json"
         log = self.work / f"{cell.index}.log"
-        job = {"env": attach_info(self.env), "spec": asdict(self.spec(cell)), "reports_dir": str(self.out),
-               "command": self.command(cell), "result": str(result)}
+        job = {"env": {**attach_info(self.env), "proxy_slot": slot}, "spec": asdict(self.spec(cell)),
+               "reports_dir": str(self.out), "command": self.command(cell), "result": str(result)}
         from harness.env import procs
 
         with open(log, "ab") as logf:
@@ -365,6 +377,7 @@ def attach(info: dict[str, Any]) -> Environment:
 
     env = Environment(Path(info["state_dir"]), int(info["base_port"]), backend=info["backend"],
                       amqp_url=info.get("amqp_url"), management_url=info.get("management_url"))
+    env.proxy_slot = int(info.get("proxy_slot", 0))
     if info.get("proxy_url"):
         env.proxy_server = ToxiproxyServer(info["proxy_url"], info["proxy_kind"], info["proxy_version"])
         env.toxiproxy = ToxiproxyClient(info["proxy_url"])
@@ -428,6 +441,10 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
     todo = [Cell(i, c, f, r, timeline_scope(f, cfg.fault_for)) for i, (c, f, r) in enumerate(cells(cfg))]
     if not env_allows_concurrency(env):
         jobs = 1
+    elif any(c.scope == "run" for c in todo):  # the children's proxy ports: named now, not as unknown cells
+        from harness.env import procs
+
+        procs.ensure_ports_free({k: v for slot in range(1, jobs + 1) for k, v in env.proxy_ports(slot).items()})
     t0 = time.monotonic()
 
     def info(cell: Cell) -> dict[str, Any]:
@@ -442,7 +459,7 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
 
     sched: Schedule | None = None
     try:
-        sched = schedule(todo, jobs, CellRunner(env, cfg, out), on_start=lambda c: emit("cell-start", info(c)),
+        sched = schedule(todo, jobs, CellRunner(env, cfg, out, jobs), on_start=lambda c: emit("cell-start", info(c)),
                          on_done=done)
         res.docs = [r.doc for r in sched.results if r.doc is not None]
         res.unavailable = [{"client": r.cell.client, "fault": r.cell.fault, "reason": r.unavailable}
@@ -471,9 +488,9 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
 
 
 def env_allows_concurrency(env: Environment) -> bool:
-    """Concurrent runs need per-run proxy listen ports: ours and a real Toxiproxy's are
-    ephemeral (``127.0.0.1:0``); the compose backend publishes fixed ports, one set for one run."""
-    return env.proxy_listen(0).endswith(":0")
+    """Concurrent runs need a pair of proxy ports each (Environment.proxy_listen: slots); the
+    compose backend publishes one fixed pair from its containers, enough for one run only."""
+    return env.backend != "compose"
 
 
 if __name__ == "__main__":
