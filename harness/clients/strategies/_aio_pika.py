@@ -142,6 +142,9 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
     watch_blocked(ctx)
     kwargs: dict[str, Any] = {"client_properties": {"connection_name": ctx.cfg.connection_name},
                               "heartbeat": int(ctx.cfg.param("heartbeat", defaults.get("heartbeat", 60)))}
+    connect_timeout = ctx.cfg.param("connect_timeout_s", defaults.get("connect_timeout_s"))
+    if connect_timeout is not None:  # bounds every (re)connect's handshake; aio-pika's default: none
+        kwargs["timeout"] = float(connect_timeout)
     if robust:
         kwargs["reconnect_interval"] = float(ctx.cfg.param("reconnect_interval_s",
                                                            defaults.get("reconnect_interval_s", 5.0)))

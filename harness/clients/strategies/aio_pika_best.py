@@ -46,6 +46,7 @@ PARAMS: dict[str, Any] = {
     "prefetch": 100,             # bounded in-flight deliveries per consumer
     "confirm_timeout_s": 5.0,    # no confirm within this -> publish.info, re-send (inside max_block_s 10)
     "reconnect_interval_s": 2.0,  # connect_robust's retry interval (fixed in aio-pika)
+    "connect_timeout_s": 5.0,    # a handshake whose frames were lost (packet-loss) is retried, not awaited
     "retry_delay_s": 0.5,        # first re-send back-off, doubled per consecutive failure ...
     "max_retry_delay_s": 5.0,    # ... up to this
 }

@@ -25,7 +25,8 @@ matrix that fails without it:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import aioamqp.exceptions
 
@@ -33,6 +34,8 @@ from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aioamqp
 from harness.clients.strategies._aioamqp import CONN_ERRORS, Session
 from harness.clients.strategies._common import LossTracker, body_id, describe, record_delivery, work_async
+
+T = TypeVar("T")
 
 NAME = "aioamqp-best"
 LIBRARY = "aioamqp"
@@ -42,6 +45,7 @@ PARAMS: dict[str, Any] = {
     "heartbeat": 5,              # aioamqp closes a silent connection 1.5-2 heartbeats later: 7.5-10 s
     "prefetch": 100,             # bounded in-flight deliveries per consumer
     "confirm_timeout_s": 5.0,    # no confirm within this -> publish.info, reconnect, re-send
+    "setup_timeout_s": 5.0,      # connect + channel + declare + consume: a lost handshake frame is retried
     "retry_delay_s": 0.5,        # first reconnect back-off, doubled per consecutive failure ...
     "max_retry_delay_s": 5.0,    # ... up to this
 }
@@ -72,6 +76,7 @@ class Backoff:
 
 async def _publish_all(ctx: ClientContext) -> None:
     timeout = float(_param(ctx, "confirm_timeout_s"))
+    setup = float(_param(ctx, "setup_timeout_s"))
     tracker = LossTracker(ctx)
     outbox = _aio.AsyncOutbox(ctx)
     backoff = Backoff(ctx)
@@ -88,7 +93,7 @@ async def _publish_all(ctx: ClientContext) -> None:
             if session is None:  # (re)connect: channel, queue, confirm_select, return callback
                 opening = Session(ctx, tracker, PARAMS)
                 try:
-                    session = await opening.open(confirm=True, on_return=on_return)
+                    session = await _within(opening.open(confirm=True, on_return=on_return), setup, "connect")
                 except CONN_ERRORS as exc:
                     opening.notice(exc)
                     await opening.close()
@@ -147,6 +152,7 @@ async def _publish_all(ctx: ClientContext) -> None:
 
 async def _consume(ctx: ClientContext) -> None:
     prefetch = int(_param(ctx, "prefetch"))
+    setup = float(_param(ctx, "setup_timeout_s"))
     tracker = LossTracker(ctx)
     backoff = Backoff(ctx)
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
@@ -177,9 +183,7 @@ async def _consume(ctx: ClientContext) -> None:
     while not ctx.stopping.is_set():
         session = Session(ctx, tracker, PARAMS)
         try:
-            await session.open()  # declares the queue: after a queue delete, this brings it back
-            await session.channel.basic_qos(prefetch_count=prefetch)
-            await session.channel.basic_consume(on_message, queue_name=ctx.cfg.queue, no_ack=False)
+            await _within(_subscribe(ctx, session, on_message, prefetch), setup, "connect + consume")
             # until SIGTERM (True), or a cancel / channel close (False): start over
             if await _aioamqp.watch(ctx, session, reconnect=True):
                 return
@@ -189,6 +193,23 @@ async def _consume(ctx: ClientContext) -> None:
             await session.close()
         if not await backoff.wait():
             return
+
+
+async def _within(aw: Awaitable[T], seconds: float, what: str) -> T:
+    """``aw`` with a deadline: aioamqp's connect and RPCs wait forever for a reply that a lossy or
+    silent link dropped; the TimeoutError names the deadline for ``conn.lost``."""
+    try:
+        return await asyncio.wait_for(aw, seconds)
+    except TimeoutError:
+        raise TimeoutError(f"{what} took longer than setup_timeout_s={seconds:g} s") from None
+
+
+async def _subscribe(ctx: ClientContext, session: Session, on_message: Any, prefetch: int) -> None:
+    """Connect, declare the queue (after a queue delete, this brings it back), set the prefetch,
+    consume with manual acks."""
+    await session.open()
+    await session.channel.basic_qos(prefetch_count=prefetch)
+    await session.channel.basic_consume(on_message, queue_name=ctx.cfg.queue, no_ack=False)
 
 
 def publisher(ctx: ClientContext) -> None:
