@@ -34,6 +34,7 @@ from typing import Any
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils import connection_workflow
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
@@ -50,8 +51,12 @@ PARAMS: dict[str, Any] = {"heartbeat": 5, "blocked_connection_timeout": 5, "conf
 
 #: how often the consumer looks at ctx.stopping while it consumes (SIGTERM latency)
 POLL_S = 0.2
-#: errors after which the connection is given up and a new one opened
-CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
+#: errors after which the connection is given up and a new one opened. A handshake that times
+#: out (``stack_timeout``: a partition, a starved heartbeat) escapes BlockingConnection as
+#: connection_workflow's AMQPConnectorStackTimeout, which is no AMQPError: without it here the
+#: client gives up in the middle of a partition
+CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError, connection_workflow.AMQPConnectorException,
+                     connection_workflow.AMQPConnectionWorkflowFailed)
 
 
 class DeliveryGap(pika.exceptions.AMQPConnectionError):
