@@ -254,7 +254,9 @@ def matrix(
     config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
     max_detection: MaxDetection = None, max_recovery: MaxRecovery = None,
 ) -> None:
-    """Run every client × fault cell on one broker, print the table, write report.html."""
+    """Run every client × fault cell on one broker, print the table, write report.html. With no
+    --clients/--faults: the default matrix (docs/matrix.md). Exit 1 when a cell failed, else 3
+    when one is unknown, else 0 (--no-fail-exit: 0 once every cell ran)."""
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
     from harness.engine import validate_fault
