@@ -20,7 +20,11 @@ error), each against a column of the default matrix that fails without it:
 * consumer: **manual acks, prefetch**, the robust channel restores itself after a broker channel
   close (consumer-timeout's 406) and re-declares + re-consumes after a ``basic.cancel``
   (queue-delete; aio-pika 10.2's robust channel does both), **idempotent** handling of
-  redeliveries (an id already processed is acked without doing its work again).
+  redeliveries (an id already processed is acked without doing its work again);
+* **a delivery-tag gap check**: packet-loss can drop a whole delivery; the broker then holds it
+  unacked until the channel closes (stranded), so a skipped tag drops the connection and the
+  broker redelivers: packet-loss;
+* **a handshake deadline** (``connect_timeout_s``) on every robust reconnect: packet-loss.
 """
 
 from __future__ import annotations

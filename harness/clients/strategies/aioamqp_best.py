@@ -19,7 +19,13 @@ matrix that fails without it:
 * consumer: **manual acks, prefetch**; after a ``basic.cancel`` (queue deleted) or a channel the
   broker closed (consumer-timeout's 406) it starts over on a fresh connection, which re-declares
   the queue and consumes again: queue-delete, consumer-timeout; **idempotent** handling of
-  redeliveries (an id already processed is acked without doing its work again).
+  redeliveries (an id already processed is acked without doing its work again); a
+  **delivery-tag gap** (a delivery packet-loss dropped whole, held unacked by the broker) drops
+  the connection so the broker redelivers: packet-loss;
+* **deadlines on setup** (``setup_timeout_s``: connect, channel, declare, consume): aioamqp waits
+  forever for a reply a lossy link dropped: packet-loss;
+* the URL is percent-decoded before connecting (``_aioamqp.url_params``): aioamqp's ``from_url``
+  sends a vhost such as "a%2Bb" undecoded and the broker refuses it.
 """
 
 from __future__ import annotations
