@@ -42,9 +42,12 @@ LIBRARY = "pika"
 DESCRIPTION = ("pika SelectConnection, best practice: heartbeat 5, blocked_connection_timeout + pause while "
                "blocked, confirm and setup deadlines, mandatory + returns, new channel on cancel/close, idempotent "
                "consumer, exponential back-off")
+#: max_in_flight 100 (pika-async: 1000): every message unconfirmed when a deadline aborts the
+#: connection is re-sent, and most of them had reached the broker: 12 s of confirm latency cost
+#: ~600 duplicates at 1000, ~100 at 100, with no loss of throughput at 100 msg/s
 PARAMS: dict[str, Any] = {**pika_async.PARAMS, "heartbeat": 5, "blocked_connection_timeout": 5,
                           "confirm_timeout_s": 6.0, "setup_timeout_s": 6.0, "retry_delay_s": 0.5,
-                          "max_delay_s": 4.0}
+                          "max_delay_s": 4.0, "max_in_flight": 100}
 
 
 def _p(ctx: ClientContext, name: str) -> Any:
@@ -132,6 +135,7 @@ class _Best(pika_async._Client):
 class Publisher(_Best, pika_async.Publisher):
     def __init__(self, ctx: ClientContext) -> None:
         super().__init__(ctx)
+        self.max_in_flight = int(_p(ctx, "max_in_flight"))
         self.confirm_s = float(_p(ctx, "confirm_timeout_s"))
         self.sent_at: dict[int, float] = {}  # delivery tag -> when it was published
         self.returned: set[str] = set()  # ids the broker returned (basic.return precedes their ack)
