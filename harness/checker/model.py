@@ -57,6 +57,8 @@ class Counts(BaseModel):
     lost_confirmed: int = 0  # ... after a broker confirm
     lost_unconfirmed: int = 0  # ... after an unconfirmed publish.ok only
     lost_unroutable: int = 0  # lost ids told ok while the queue did not exist (also counted above by flag)
+    #: in the queue (or on the way into it) when queue-delete deleted it: the fault's doing, not lost
+    deleted_with_queue: int = 0
     stranded: int = 0  # published, found only by the drain
     duplicated: int = 0  # deliveries beyond the first, over deliver events
     duplicated_redelivery: int = 0  # ... broker redeliveries (flagged, or not explained by a re-send)

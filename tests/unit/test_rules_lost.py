@@ -11,7 +11,7 @@ def run(h: HistoryBuilder) -> CheckResult:
     return check(h.events())
 
 
-UNROUTABLE = ("confirmed but unroutable: 3 messages were confirmed while queue-delete had removed the queue "
+UNROUTABLE = ("confirmed but unroutable: 3 messages were sent and confirmed while queue-delete had removed the queue "
               "(the broker confirms an unroutable message without mandatory): publish with mandatory=True and "
               "handle basic.return (e.g. p0-3, p0-4, p0-5)")
 
@@ -70,3 +70,41 @@ def test_a_message_confirmed_while_the_queue_was_gone_but_delivered_is_not_lost(
     h.consume("consumer-0", "p0-3")
     r = run(h.at(3).finish())
     assert r.counts.lost == 0 and r.counts.lost_unroutable == 0
+
+
+def test_messages_sent_before_the_deletion_are_deleted_with_the_queue_not_lost() -> None:
+    """In the queue (or on the way into it) when queue-delete removed it: the fault destroys them by
+    design; counted apart, out of lost, in a note. A re-send while the queue was gone is unroutable."""
+    h = clean_run(per_publisher=2)
+    h.at(0.9).publish("publisher-0", "p0-2")  # confirmed, waiting in the queue behind a slow consumer
+    h.invoke("publisher-0", "p0-3", t=0.95)  # in flight when the queue went
+    h.fault_start("queue-delete", t=1.0, window=0)
+    h.ok("publisher-0", "p0-3", t=1.05)
+    h.emit("nemesis", "fault.effect", t=1.1, fault="queue-delete", action="start", effect="queue deleted",
+           window=0, observed=True)
+    h.at(1.2).publish("publisher-0", "p0-4")  # sent while it was gone: unroutable
+    h.emit("nemesis", "fault.effect", t=2.0, fault="queue-delete", action="heal", effect="queue declared",
+           window=0, observed=True)
+    h.fault_stop("queue-delete", t=2.1, window=0)
+    r = run(h.at(3).finish())
+    c = r.counts
+    assert (c.deleted_with_queue, c.lost, c.lost_unroutable) == (2, 1, 1), r.counts
+    assert r.examples["deleted_with_queue"] == ["p0-2", "p0-3"]
+    assert any(n.startswith("2 messages were deleted with the queue by queue-delete") for n in r.notes), r.notes
+    assert r.verdict == "fail" and r.reasons[0].startswith("confirmed but unroutable: 1 message was sent")
+
+
+def test_a_run_whose_only_missing_messages_went_with_the_queue_passes() -> None:
+    h = clean_run(per_publisher=2)
+    h.at(0.9).publish("publisher-0", "p0-2")
+    h.fault_start("queue-delete", t=1.0, window=0)
+    h.emit("nemesis", "fault.effect", t=1.1, fault="queue-delete", action="start", effect="queue deleted",
+           window=0, observed=True)
+    h.emit("nemesis", "fault.effect", t=2.0, fault="queue-delete", action="heal", effect="queue declared",
+           window=0, observed=True)
+    h.fault_stop("queue-delete", t=2.1, window=0)
+    h.at(2.5).publish("publisher-0", "p0-3")
+    h.consume("consumer-0", "p0-3")
+    r = run(h.at(3).finish())
+    assert r.counts.deleted_with_queue == 1 and r.counts.lost == 0
+    assert r.verdict == "pass", r.reasons

@@ -4,20 +4,31 @@ Contract. An id the application was told was published (any ``publish.ok``) that
 test was delivered and the drain did not find (``queue.judge``: acknowledged - delivered -
 drained). Split by what the application was told: ``lost_confirmed`` (some ``publish.ok`` had
 ``confirmed: true``: the broker promised it) and ``lost_unconfirmed`` (only unconfirmed oks).
-A lost id told ok while its queue did not exist -- between ``fault.effect`` "queue deleted" and
-"queue declared" (else a queue-delete fault's ``fault.start`` .. ``fault.stop``) -- was confirmed
-but routed nowhere: the broker confirms an unroutable message unless it was published with
-``mandatory``. Those are reported apart, with the fix (``counts.lost_unroutable``; still lost,
-still counted in ``lost_confirmed``/``lost_unconfirmed`` by their flag). Proof: an absence, so the
-drain must have emptied the queue (``PROOF_QUEUE``).
 
-Cost: the queue judge's O(m) set arithmetic; the cause split only when a queue was absent: the
-lost set again (O(m)) and the ``publish.ok`` events inside those windows (bisect + their length).
+When the run's queue was deleted (queue-delete: absent between ``fault.effect`` "queue deleted"
+and "queue declared", else that fault's ``fault.start`` .. ``fault.stop``), the history tells two
+more causes apart, by when each lost id was *sent* (its ``publish.invoke``) and *told* (its last
+``publish.ok``):
+
+* **unroutable**: sent while the queue did not exist and told ok: the broker confirms an
+  unroutable message unless it was published with ``mandatory`` (then it comes back as
+  basic.return). The client could have known: reported with the fix, and still lost
+  (``counts.lost_unroutable``, still in ``lost_confirmed``/``lost_unconfirmed`` by their flag).
+* **deleted with the queue**: sent before the deletion and told ok before the queue was declared
+  again, never sent again while it was absent: it was in the queue (or on its way into it) when
+  the fault deleted the queue with its content. The fault destroys those by design and no client
+  can prevent it (they were routed: no basic.return comes), so they are not the client's loss:
+  counted apart (``counts.deleted_with_queue``), taken out of ``lost``, and stated in a note.
+
+Proof: an absence, so the drain must have emptied the queue (``PROOF_QUEUE``).
+
+Cost: the queue judge's O(m) set arithmetic; the cause split only when a queue was absent and
+something was lost: one pass over the events up to the last re-declare, reading only the lost
+ids' invokes and oks (O(n) on that path).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from dataclasses import replace
 
 from harness.checker.effects import queue_absent_windows
@@ -30,18 +41,40 @@ from harness.checker.text import eg, ordered_examples, plural
 CATEGORIES = ("lost_confirmed", "lost_unconfirmed")
 
 
-def told_while_absent(idx: Fold, ids: set[str], absent: list[tuple[float, float | None]]) -> set[str]:
-    """The ids of ``ids`` with a ``publish.ok`` inside one of the ``absent`` windows."""
-    out: set[str] = set()
-    evs = idx.events
-    for a, b in absent:
-        lo = bisect_left(evs, a, key=lambda e: e["t"])
-        hi = len(evs) if b is None else bisect_right(evs, b, key=lambda e: e["t"])
-        for k in range(lo, hi):
-            ev = evs[k]
-            if ev["kind"] == "publish.ok" and ev["id"] in ids:
-                out.add(ev["id"])
-    return out
+def split_by_cause(idx: Fold, ids: set[str], absent: list[tuple[float, float | None]]) -> tuple[set[str], set[str]]:
+    """(unroutable, deleted with the queue) among the lost ``ids``: see the module docstring."""
+    last_ok: dict[str, float] = {}
+    first_sent: dict[str, float] = {}
+    sent_absent: set[str] = set()
+    horizon = max((float("inf") if b is None else b) for _, b in absent)
+
+    def inside(t: float) -> bool:
+        return any(a <= t and (b is None or t <= b) for a, b in absent)
+
+    for ev in idx.events:
+        t = ev["t"]
+        if t > horizon:
+            break
+        kind = ev["kind"]
+        if kind != "publish.ok" and kind != "publish.invoke":
+            continue
+        i = ev.get("id")
+        if i not in ids:
+            continue
+        if kind == "publish.ok":
+            last_ok[i] = t
+        else:
+            first_sent.setdefault(i, t)
+            if inside(t):
+                sent_absent.add(i)
+    unroutable = {i for i in sent_absent if i in last_ok and inside(last_ok[i])}
+    deleted: set[str] = set()
+    for i, told in last_ok.items():
+        if i in sent_absent or i not in first_sent:
+            continue
+        if any(first_sent[i] < a and (b is None or told <= b) for a, b in absent):
+            deleted.add(i)
+    return unroutable, deleted
 
 
 @rule("lost", order=10)
@@ -56,23 +89,43 @@ def lost(ctx: RuleContext) -> list[Finding]:
         return found
     idx = ctx.idx
     lost_all = lost_ids(idx)
-    unroutable = told_while_absent(idx, lost_all, absent)
-    if not unroutable:
+    unroutable, deleted = split_by_cause(idx, lost_all, absent)
+    if not unroutable and not deleted:
         return found
-    n = len(unroutable)
-    ctx.counts["lost_unroutable"] = n
-    ctx.examples["lost_unroutable"] = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_listed)
+    if deleted:
+        _take_out_deleted(ctx, deleted)
+    if unroutable:
+        ctx.counts["lost_unroutable"] = len(unroutable)
+        ctx.examples["lost_unroutable"] = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_listed)
     out: list[Finding] = []
-    rest = lost_all - unroutable
+    rest = lost_all - unroutable - deleted
     for category in CATEGORIES:
         ids = {i for i in rest if idx.confirmed(i) == (category == "lost_confirmed")}
         if ids:
             out.append(lost_finding(category, len(ids), ordered_examples(ids, idx.first_invoke, ctx.opts.max_examples)))
-    ex = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_examples)
-    out.append(Finding(
-        "lost_unroutable", n,
-        f"confirmed but unroutable: {plural(n, 'message was', 'messages were')} confirmed while queue-delete had "
-        "removed the queue (the broker confirms an unroutable message without mandatory): publish with "
-        f"mandatory=True and handle basic.return{eg(ex, n)}",
-        PROOF_QUEUE, headline="lost"))
+    if unroutable:
+        n = len(unroutable)
+        ex = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_examples)
+        out.append(Finding(
+            "lost_unroutable", n,
+            f"confirmed but unroutable: {plural(n, 'message was', 'messages were')} sent and confirmed while "
+            "queue-delete had removed the queue (the broker confirms an unroutable message without mandatory): "
+            f"publish with mandatory=True and handle basic.return{eg(ex, n)}",
+            PROOF_QUEUE, headline="lost"))
     return out
+
+
+def _take_out_deleted(ctx: RuleContext, deleted: set[str]) -> None:
+    """Count the ids the fault deleted with the queue apart, out of ``lost``, with a note."""
+    idx = ctx.idx
+    n = len(deleted)
+    confirmed = sum(1 for i in deleted if idx.confirmed(i))
+    ctx.counts["deleted_with_queue"] = n
+    ctx.counts["lost"] = ctx.counts.get("lost", 0) - n
+    ctx.counts["lost_confirmed"] = ctx.counts.get("lost_confirmed", 0) - confirmed
+    ctx.counts["lost_unconfirmed"] = ctx.counts.get("lost_unconfirmed", 0) - (n - confirmed)
+    ex = ordered_examples(deleted, idx.first_invoke, ctx.opts.max_listed)
+    ctx.examples["deleted_with_queue"] = ex
+    ctx.notes.append(f"{plural(n, 'message was', 'messages were')} deleted with the queue by queue-delete (sent "
+                     "before the deletion, in the queue or on their way into it when it went): the fault destroys "
+                     f"them by design, so they are not counted as lost{eg(ex[:ctx.opts.max_examples], n)}")
