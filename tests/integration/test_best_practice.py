@@ -38,7 +38,8 @@ BASE_PORT = int(os.environ.get("RC_BEST_BASE_PORT", "23100"))
 
 #: the best-practice strategies, one per library (each section adds its own)
 PIKA_KOMBU = ("pika-best", "pika-async-best", "kombu-best")
-BEST: tuple[str, ...] = PIKA_KOMBU
+AIO = ("aio-pika-best", "aioamqp-best")
+BEST: tuple[str, ...] = PIKA_KOMBU + AIO
 
 #: a small workload (3 s of publishing at 100 msg/s) shared by the cells
 WORKLOAD: dict[str, Any] = {"count": 300, "rate": 100.0, "warmup_s": 1.0, "settle_s": 1.0,
@@ -114,3 +115,18 @@ def test_connection_cut_reconnects_resends_and_reconsumes(env: Environment, tmp_
     assert doc["verdict"] == "pass", summary
     assert doc["counts"]["delivered"] >= 300 and doc["counts"]["lost"] == 0, summary
     assert doc["timing"]["recovery_s"] is not None, summary
+
+
+#: aio-pika-best / aioamqp-best: the consumer is cut off first, so nothing re-declares the deleted
+#: queue until the heal: the publisher's mandatory messages come back (basic.return) for ~3 s
+RETURNS: dict[str, Any] = {"fault": "connection-cut:target=consumer@0+4,queue-delete@0.5+3"}
+
+
+@pytest.mark.parametrize("client", AIO)
+def test_returned_messages_are_failures_and_resent(env: Environment, tmp_path: Path, client: str) -> None:
+    doc, summary = _run(env, tmp_path, client, RETURNS)
+    assert doc["verdict"] == "pass", summary
+    assert doc["counts"].get("lost_unroutable", 0) == 0, summary
+    returned = [e for e in _events(tmp_path, doc)
+                if e["kind"] == "publish.fail" and "returned by the broker: 312 NO_ROUTE" in str(e.get("error"))]
+    assert returned, summary  # on_return_raises (aio-pika) / return_callback (aioamqp) fired
