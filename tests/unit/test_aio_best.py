@@ -13,8 +13,9 @@ from harness.clients.strategies._aioamqp import url_params
 
 
 def _ctx(tmp_path: Path, **params: object) -> ClientContext:
-    cfg = ClientConfig(run_id="r", proc="consumer-0", role="consumer", amqp_url="amqp://g:g@127.0.0.1:1/v",
-                       queue="q", history=str(tmp_path / "h.jsonl"), params=dict(params))
+    cfg = ClientConfig.model_validate({"run_id": "r", "proc": "consumer-0", "role": "consumer",
+                                       "amqp_url": "amqp://g:g@127.0.0.1:1/v", "queue": "q",
+                                       "history": str(tmp_path / "h.jsonl"), "params": params})
     return ClientContext(cfg)
 
 
