@@ -246,7 +246,7 @@ def matrix(
                                                  "--no-fail-exit: exit 0 once every cell ran")] = True,
     jobs: Annotated[int | None, typer.Option(min=1, max=16, help="cells run at once on the shared broker "
                                                                   "(faults of the node itself still run alone); "
-                                                                  "1 = one after another [default: min(3, cores + 1)]")
+                                                                  "1 = one after another [default: min(4, 2 × cores)]")
                     ] = None,
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
