@@ -52,13 +52,14 @@ if TYPE_CHECKING:
 
 #: the most cells run at once when the user gives no ``--jobs``; docs/matrix.md "Concurrency"
 #: has the measurements behind it
-MAX_DEFAULT_JOBS = 3
+MAX_DEFAULT_JOBS = 4
 
 
 def default_jobs() -> int:
-    """``min(MAX_DEFAULT_JOBS, cores + 1)``: a cell mostly waits (fault holds, settle), so one
-    more than the cores keeps them busy; more than that starves the clients' timing."""
-    return max(1, min(MAX_DEFAULT_JOBS, (os.cpu_count() or 1) + 1))
+    """``min(MAX_DEFAULT_JOBS, 2 × cores)``: a cell mostly waits (fault holds, heartbeats,
+    settle), so two per core keep the machine busy. Measured on 2 cores (docs/matrix.md): 4 at
+    once gave the same verdicts and detection times (±0.2 s) as one at a time."""
+    return max(1, min(MAX_DEFAULT_JOBS, 2 * (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True)

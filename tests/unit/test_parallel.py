@@ -226,7 +226,33 @@ def test_matrix_timing_is_wall_over_the_sum_of_fault_timelines() -> None:
 
 
 def test_default_jobs_is_small() -> None:
-    assert 1 <= default_jobs() <= 3
+    assert 1 <= default_jobs() <= 4
+
+
+def test_each_proxy_slot_has_its_own_fixed_ports(tmp_path: Path) -> None:
+    from harness.env.environment import Environment
+
+    env = Environment(tmp_path, base_port=30000)
+    assert [env.proxy_listen(i) for i in (0, 1)] == ["127.0.0.1:30005", "127.0.0.1:30006"]
+    env.proxy_slot = 2
+    assert [env.proxy_listen(i) for i in (0, 1)] == ["127.0.0.1:30009", "127.0.0.1:30010"]
+    ports = [p for slot in range(5) for p in env.proxy_ports(slot).values()]
+    assert len(set(ports)) == len(ports) and min(ports) > 30004  # clear of the broker's and the proxy API's
+
+
+def test_runner_gives_each_running_child_its_own_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = CellRunner(cast(Any, None), cast(Any, None), tmp_path, jobs=3)
+    held: list[int] = []
+    both_in = threading.Barrier(3, timeout=SAFETY_S)
+
+    def child(cell: Cell, cancel: Cancel, slot: int = 1) -> CellResult:
+        held.append(slot)
+        both_in.wait()
+        return CellResult(cell, doc={"run_id": str(cell.index)})
+
+    monkeypatch.setattr(r, "child", child)
+    sched = schedule(run_cells(3), 3, r)
+    assert sched.error is None and sorted(held) == [1, 2, 3] and sorted(r.slots) == [1, 2, 3]
 
 
 # ---- the child-process executor's reading of what a child left -------------------------------------
