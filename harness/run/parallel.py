@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ChaosError, FaultUnavailable, signal_name
+from harness.errors import ChaosError, FaultUnavailable, Interrupted, signal_name
 from harness.faults.base import Scope
 
 if TYPE_CHECKING:
@@ -124,6 +124,44 @@ class Schedule:
 Execute = Callable[[Cell, Cancel], CellResult]
 
 
+class _Signals:
+    """SIGINT and SIGTERM while the scheduler runs (in the main thread; elsewhere Python's own
+    handling stays). A signal sets :attr:`signame` instead of raising wherever the main thread
+    happens to be: the scheduler polls it between steps and winds down in order, and a second
+    Ctrl-C (a terminal, or ``timeout`` forwarding the signal to its group as well) cannot cut the
+    wind-down short. Only while a broker-scope cell runs inline (:attr:`raising`) does the first
+    signal raise :class:`Interrupted`, as the serial matrix's Ctrl-C does, so that run heals and
+    records itself; later signals are noted, never raised."""
+
+    def __init__(self) -> None:
+        self.signame: str | None = None
+        self.raising = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signame is not None:
+            return  # noted already: never raised twice
+        self.signame = name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        if self.raising:
+            raise Interrupted(name)
+
+    def poll(self) -> None:
+        """Raise the noted interrupt here, at a step boundary of the scheduler."""
+        if self.signame is not None:
+            raise Interrupted(self.signame)
+
+
 def schedule(cells: Sequence[Cell], jobs: int, execute: Execute,
              on_start: Callable[[Cell], None] | None = None,
              on_done: Callable[[CellResult], None] | None = None) -> Schedule:
@@ -133,94 +171,120 @@ def schedule(cells: Sequence[Cell], jobs: int, execute: Execute,
     thread-safe). Never raises for a cell: a cell's exception is ``Schedule.error`` (the caller
     re-raises it after recording), an interrupt sets ``interrupted``/``signal``. Either way no
     new cell starts, running ones are cancelled and waited for."""
-    jobs = max(1, jobs)
-    out = Schedule()
-    t0 = time.monotonic()
-    done: queue.Queue[tuple[Cell, CellResult | None, BaseException | None]] = queue.Queue()
-    running: dict[int, tuple[Cell, Cancel, threading.Thread]] = {}
-    started: set[int] = set()
-    results: dict[int, CellResult] = {}
+    return _Scheduler(cells, max(1, jobs), execute, on_start, on_done).run()
 
-    def worker(cell: Cell, cancel: Cancel) -> None:
+
+class _Scheduler:
+    """One :func:`schedule` call's state. Worker threads only run ``execute`` and hand their
+    result (or exception) to the scheduler's thread through a queue; everything else (starting
+    cells, callbacks, bookkeeping) happens in the scheduler's thread."""
+
+    def __init__(self, cells: Sequence[Cell], jobs: int, execute: Execute,
+                 on_start: Callable[[Cell], None] | None, on_done: Callable[[CellResult], None] | None) -> None:
+        self.cells, self.jobs, self.execute = cells, jobs, execute
+        self.on_start, self.on_done = on_start, on_done
+        self.out = Schedule()
+        self.done: queue.Queue[tuple[Cell, CellResult | None, BaseException | None]] = queue.Queue()
+        self.running: dict[int, Cancel] = {}
+        self.started: set[int] = set()
+        self.results: dict[int, CellResult] = {}
+
+    def run(self) -> Schedule:
+        t0 = time.monotonic()
+        out = self.out
+        with _Signals() as sigs:
+            try:
+                self.steps(sigs)
+            except KeyboardInterrupt as exc:
+                out.interrupted, out.signal = True, signal_name(exc)
+            except BaseException as exc:  # noqa: BLE001 - recorded, the caller re-raises after the record
+                out.error = exc
+            finally:
+                self.wind_down(sigs)
+        out.results = [self.results[i] for i in sorted(self.results)]
+        out.cut = [c for c in self.cells if c.index in self.started and c.index not in self.results]
+        out.unrun = [c for c in self.cells if c.index not in self.started]
+        out.wall_s = time.monotonic() - t0
+        return out
+
+    def steps(self, sigs: _Signals) -> None:
+        """Run-scope cells into free slots, wait for them all, then broker-scope cells one by one
+        in this thread. A noted signal is raised between steps (:meth:`_Signals.poll`)."""
+        for cell in (c for c in self.cells if c.scope == "run"):
+            while len(self.running) >= self.jobs:
+                self.collect(0.5)
+                sigs.poll()
+            sigs.poll()
+            self.begin(cell)
+            cancel = Cancel()
+            self.running[cell.index] = cancel
+            threading.Thread(target=self.worker, args=(cell, cancel), daemon=True, name=f"cell-{cell.index}").start()
+            self.out.peak = max(self.out.peak, len(self.running))
+        while self.running:
+            self.collect(0.5)
+            sigs.poll()
+        for cell in (c for c in self.cells if c.scope != "run"):  # nothing else runs: the broker is its own
+            sigs.poll()
+            self.begin(cell)
+            self.out.peak = max(self.out.peak, 1)
+            sigs.raising = True  # an interrupt reaches the inline run as in the serial matrix
+            try:
+                result = self.execute(cell, Cancel())
+            finally:
+                sigs.raising = False
+            self.finished(result)
+
+    def begin(self, cell: Cell) -> None:
+        if self.on_start is not None:
+            self.on_start(cell)
+        self.started.add(cell.index)
+
+    def worker(self, cell: Cell, cancel: Cancel) -> None:
         try:
-            done.put((cell, execute(cell, cancel), None))
+            self.done.put((cell, self.execute(cell, cancel), None))
         except BaseException as exc:  # noqa: BLE001 - handed to the scheduler's thread
-            done.put((cell, None, exc))
+            self.done.put((cell, None, exc))
 
-    def collect(timeout: float | None) -> None:
-        """Take one finished cell off the queue (raise its exception here)."""
+    def collect(self, timeout: float) -> None:
+        """Take one finished cell off the queue, if one finishes within ``timeout`` (its
+        exception is raised here)."""
         try:
-            cell, result, exc = done.get(timeout=timeout)
+            cell, result, exc = self.done.get(timeout=timeout)
         except queue.Empty:
             return
-        running.pop(cell.index, None)
+        self.running.pop(cell.index, None)
         if exc is not None:
             raise exc
-        if result is not None and (result.doc is not None or result.unavailable is not None):
-            results[cell.index] = result
-            if on_done is not None:
-                on_done(result)
+        if result is not None:
+            self.finished(result)
 
-    def stop_all(signame: str) -> None:
-        for _, cancel, _ in running.values():
-            cancel.set(signame)
+    def finished(self, result: CellResult) -> None:
+        """A result with neither a record nor a reason (stopped before its run began) stays cut."""
+        if result.doc is not None or result.unavailable is not None:
+            self.results[result.cell.index] = result
+            if self.on_done is not None:
+                self.on_done(result)
 
-    run_cells = [c for c in cells if c.scope == "run"]
-    broker_cells = [c for c in cells if c.scope != "run"]
-    try:
-        for cell in run_cells:
-            while len(running) >= jobs:
-                collect(0.5)
-            cancel = Cancel()
-            if on_start is not None:
-                on_start(cell)
-            thread = threading.Thread(target=worker, args=(cell, cancel), daemon=True,
-                                      name=f"cell-{cell.index}")
-            running[cell.index] = (cell, cancel, thread)
-            started.add(cell.index)
-            thread.start()
-            out.peak = max(out.peak, len(running))
-        while running:
-            collect(0.5)
-        for cell in broker_cells:  # nothing else runs: the broker is this cell's alone
-            if on_start is not None:
-                on_start(cell)
-            started.add(cell.index)
-            out.peak = max(out.peak, 1)
-            result = execute(cell, Cancel())
-            results[cell.index] = result
-            if on_done is not None:
-                on_done(result)
-    except KeyboardInterrupt as exc:
-        out.interrupted, out.signal = True, signal_name(exc)
-    except BaseException as exc:  # noqa: BLE001 - recorded, the caller re-raises after the record
-        out.error = exc
-    finally:
-        _wind_down(running, collect, stop_all, out)
-    out.results = [results[i] for i in sorted(results)]
-    out.cut = [c for c in cells if c.index in started and c.index not in results]
-    out.unrun = [c for c in cells if c.index not in started]
-    out.wall_s = time.monotonic() - t0
-    return out
-
-
-def _wind_down(running: dict[int, tuple[Cell, Cancel, threading.Thread]], collect: Callable[[float | None], None],
-               stop_all: Callable[[str], None], out: Schedule) -> None:
-    """Cancel every running cell (with the interrupt's signal, else SIGTERM) and wait until each
-    has recorded itself. A second interrupt while waiting is forwarded, not obeyed: leaving now
-    would leave faults unhealed and clients running."""
-    signame = out.signal or "SIGTERM"
-    while running:
-        stop_all(signame)
-        try:
-            collect(0.5)
-        except KeyboardInterrupt as exc:
-            out.interrupted = True
-            out.signal = out.signal or signal_name(exc)
-            signame = out.signal
-        except BaseException as exc:  # noqa: BLE001 - the first error is the one to report
-            if out.error is None:
-                out.error = exc
+    def wind_down(self, sigs: _Signals) -> None:
+        """Cancel every running cell (with the interrupt's signal, else SIGTERM) and wait until
+        each has recorded itself. A signal while waiting is noted, not obeyed: leaving now would
+        leave faults unhealed and clients running."""
+        out = self.out
+        while True:
+            if sigs.signame is not None and not out.interrupted:
+                out.interrupted, out.signal = True, sigs.signame
+            if not self.running:
+                return
+            for cancel in self.running.values():
+                cancel.set(out.signal or "SIGTERM")
+            try:
+                self.collect(0.5)
+            except KeyboardInterrupt as exc:  # raised outside our handlers (not the main thread)
+                if not out.interrupted:
+                    out.interrupted, out.signal = True, signal_name(exc)
+            except BaseException as exc:  # noqa: BLE001 - the first error is the one to report
+                if out.error is None:
+                    out.error = exc
 
 
 def timeline_scope(fault: str, fault_s: float | None) -> Scope:

@@ -290,3 +290,52 @@ def test_a_child_that_crashed_is_a_harness_error_naming_its_log(tmp_path: Path) 
     with pytest.raises(CellFailed, match="without a result") as info:
         runner(tmp_path).collect(run_cells(1)[0], 1, tmp_path / "missing.json", log)
     assert "boom" in str(info.value.fix)
+
+
+# ---- real signals (the scheduler runs in pytest's main thread here) --------------------------------
+
+def test_a_signal_is_noted_and_a_second_one_cannot_cut_the_wind_down_short() -> None:
+    import os
+    import signal
+
+    cancelled: dict[int, str] = {}
+    both_running = threading.Barrier(2, timeout=SAFETY_S)
+
+    def execute(cell: Cell, cancel: Cancel) -> CellResult:
+        both_running.wait()
+        if cell.index == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while both cells run
+        assert cancel.event.wait(SAFETY_S)
+        cancelled[cell.index] = cancel.signame
+        if cell.index == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # and again during the wind-down: noted, not raised
+        return CellResult(cell, doc={"run_id": str(cell.index), "interrupted": True}, interrupted=True)
+
+    before = signal.getsignal(signal.SIGINT)
+    sched = schedule(run_cells(4), 2, execute)
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert sched.interrupted and sched.signal == "SIGINT" and sched.error is None
+    assert cancelled == {0: "SIGINT", 1: "SIGINT"}
+    assert [r.cell.index for r in sched.results] == [0, 1] and [c.index for c in sched.unrun] == [2, 3]
+
+
+def test_a_signal_during_an_inline_broker_cell_interrupts_it_as_the_serial_matrix_does() -> None:
+    import os
+    import signal
+
+    reached_end: list[int] = []
+
+    def execute(cell: Cell, cancel: Cancel) -> CellResult:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (main) thread: raises here
+            for _ in range(10**7):  # the handler runs at the next bytecode; this never ends normally
+                pass
+            reached_end.append(cell.index)
+            return CellResult(cell, doc={"run_id": str(cell.index)})
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one during the run's own cleanup: noted only
+            raise
+
+    sched = schedule(broker_cells(2, 0), 2, execute)
+    assert sched.interrupted and sched.signal == "SIGTERM"
+    assert reached_end == [] and [c.index for c in sched.cut] == [0] and [c.index for c in sched.unrun] == [1]
