@@ -529,6 +529,29 @@ def _emit(doc: dict[str, Any]) -> None:
     print(json.dumps(doc, default=str), flush=True)
 
 
+@bench_app.command("matrix")
+def bench_matrix(
+    path: Annotated[Path, typer.Argument(help="a matrix directory, reports/<matrix-id>")] = Path("reports/latest"),
+) -> None:
+    """A finished matrix's time: wall, jobs, the sum of its cells' fault timelines and wall ÷
+    timelines (harness.run.parallel.matrix_timing). A matrix from before matrix.json recorded
+    its wall time is counted as serial (wall = the sum of its cells' walls, "estimated")."""
+    from harness.run.parallel import matrix_timing
+
+    try:
+        meta = json.loads((path / "matrix.json").read_text())
+        docs = [json.loads((path / run / "results.json").read_text()) for run in meta.get("runs", [])]
+    except (OSError, ValueError) as exc:
+        _fail(ChaosError(f"{path} is not a finished matrix directory ({exc})",
+                         "give reports/<matrix-id> (it holds matrix.json), or run `rabbit-chaos matrix` first"))
+        return
+    recorded = meta.get("timing") or {}
+    wall = recorded.get("wall_s")
+    timing = matrix_timing(docs, float(wall) if wall else sum(float((d.get("timing") or {}).get("wall_s") or 0)
+                                                               for d in docs), int(recorded.get("jobs") or 1))
+    _emit({"bench": "matrix", "matrix": meta.get("matrix_id"), **timing, "estimated": not wall})
+
+
 @bench_app.command("checker")
 def bench_checker(
     events: Annotated[int, typer.Option(help="history size N (t(2N)/t(N) is measured too)")] = 1_000_000,
