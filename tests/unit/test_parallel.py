@@ -339,3 +339,25 @@ def test_a_signal_during_an_inline_broker_cell_interrupts_it_as_the_serial_matri
     sched = schedule(broker_cells(2, 0), 2, execute)
     assert sched.interrupted and sched.signal == "SIGTERM"
     assert reached_end == [] and [c.index for c in sched.cut] == [0] and [c.index for c in sched.unrun] == [1]
+
+
+def test_bench_matrix_prints_wall_over_timelines(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    for run, tl, wall in (("r1", 10.0, 20.0), ("r2", 30.0, 40.0)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "results.json").write_text(json.dumps({"timing": {"timeline_s": tl, "wall_s": wall}}))
+    meta = {"matrix_id": "m", "runs": ["r1", "r2"], "timing": {"wall_s": 30.0, "jobs": 2}}
+    (tmp_path / "matrix.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["bench", "matrix", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["ratio"] == 0.75 and doc["jobs"] == 2 and doc["estimated"] is False
+    del meta["timing"]  # an older, serial matrix: its wall is the sum of its cells'
+    (tmp_path / "matrix.json").write_text(json.dumps(meta))
+    doc = json.loads(CliRunner().invoke(app, ["bench", "matrix", str(tmp_path)]).output)
+    assert doc["wall_s"] == 60.0 and doc["estimated"] is True
+    bad = CliRunner().invoke(app, ["bench", "matrix", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "not a finished matrix directory" in bad.output
