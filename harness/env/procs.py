@@ -122,6 +122,19 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
+#: environment variable naming the process that owns the records a process writes (a matrix's
+#: cell children record their clients under the matrix process, which outlives them)
+RECORD_OWNER = "RABBIT_CHAOS_RECORD_OWNER"
+
+
+def record_owner() -> int:
+    """The pid a record names as its owner: ours, or the one :data:`RECORD_OWNER` names."""
+    try:
+        return int(os.environ[RECORD_OWNER])
+    except (KeyError, ValueError):
+        return os.getpid()
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing). A matrix runs cells side by
@@ -162,7 +175,7 @@ class PidRecord:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             data = self.load()
-            data.setdefault("owner", os.getpid())
+            data.setdefault("owner", record_owner())
             data.setdefault("procs", {})[name] = {"pid": pid, "pgid": pgid, "match": match}
             self.save(data)
 

@@ -64,13 +64,16 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True)
 class Cell:
-    """One matrix cell: its position (results come back in this order) and its scope."""
+    """One matrix cell: its position (results come back in this order), its scope, and its
+    expected length (``cost``, seconds: run-scope cells start longest first, so the pool does
+    not end waiting on one long cell started last)."""
 
     index: int
     client: str
     fault: str
     repeat: int
     scope: Scope
+    cost: float = 0.0
 
 
 class Cancel:
@@ -210,7 +213,7 @@ class _Scheduler:
     def steps(self, sigs: _Signals) -> None:
         """Run-scope cells into free slots, wait for them all, then broker-scope cells one by one
         in this thread. A noted signal is raised between steps (:meth:`_Signals.poll`)."""
-        for cell in (c for c in self.cells if c.scope == "run"):
+        for cell in sorted((c for c in self.cells if c.scope == "run"), key=lambda c: -c.cost):
             while len(self.running) >= self.jobs:
                 self.collect(0.5)
                 sigs.poll()
@@ -290,13 +293,26 @@ class _Scheduler:
 def timeline_scope(fault: str, fault_s: float | None) -> Scope:
     """A cell's scope: "broker" when any fault of its timeline acts on the node (or the spec
     cannot be parsed: the cell then fails on its own, alone), else "run"."""
+    return cell_shape(fault, fault_s)[0]
+
+
+#: what a silent bare fault adds to its default hold, for ordering only (the engine holds it
+#: for the clients' detection window + margin, known once they start: ~15-25 s at heartbeat 5)
+SILENT_EXTRA_S = 20.0
+
+
+def cell_shape(fault: str, fault_s: float | None) -> tuple[Scope, float]:
+    """(scope, expected fault phase in seconds) of a cell's timeline; an unparsable spec is
+    ("broker", 0): it fails on its own, alone."""
     from harness.engine import validate_fault
 
     try:
         timeline = validate_fault(fault, fault_s)
     except Exception:  # noqa: BLE001 - an unparsable spec is no reason to share the broker
-        return "broker"
-    return "broker" if any(w.fault.scope != "run" for w in timeline.windows) else "run"
+        return "broker", 0.0
+    scope: Scope = "broker" if any(w.fault.scope != "run" for w in timeline.windows) else "run"
+    silent = timeline.bare and fault_s is None and any(w.fault.silences() for w in timeline.windows)
+    return scope, timeline.length_s + (SILENT_EXTRA_S if silent else 0.0)
 
 
 def matrix_timing(docs: Sequence[dict[str, Any]], wall_s: float, jobs: int) -> dict[str, Any]:
@@ -379,7 +395,8 @@ class CellRunner:
         with open(log, "ab") as logf:
             proc = subprocess.Popen([sys.executable, "-m", "harness.run.parallel"], stdin=subprocess.PIPE,
                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=procs.die_with_parent)
+                                    preexec_fn=procs.die_with_parent,
+                                    env={**os.environ, procs.RECORD_OWNER: str(os.getpid())})
         stdin = proc.stdin
         if stdin is None:
             raise CellFailed("could not start a cell process")
@@ -503,7 +520,7 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
     out.mkdir(parents=True, exist_ok=False)
     res = MatrixResult(matrix_id, out)
     emit = progress or (lambda event, info: None)
-    todo = [Cell(i, c, f, r, timeline_scope(f, cfg.fault_for)) for i, (c, f, r) in enumerate(cells(cfg))]
+    todo = [Cell(i, c, f, r, *cell_shape(f, cfg.fault_for)) for i, (c, f, r) in enumerate(cells(cfg))]
     if not env_allows_concurrency(env):
         jobs = 1
     elif any(c.scope == "run" for c in todo):  # the children's proxy ports: named now, not as unknown cells

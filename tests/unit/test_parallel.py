@@ -7,6 +7,7 @@ timeout only so that a scheduler bug fails the test instead of hanging it.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, cast
@@ -361,3 +362,29 @@ def test_bench_matrix_prints_wall_over_timelines(tmp_path: Path) -> None:
     assert doc["wall_s"] == 60.0 and doc["estimated"] is True
     bad = CliRunner().invoke(app, ["bench", "matrix", str(tmp_path / "nope")])
     assert bad.exit_code == 2 and "not a finished matrix directory" in bad.output
+
+
+def test_run_scope_cells_start_longest_first_and_come_back_in_cell_order() -> None:
+    from harness.run.parallel import cell_shape
+
+    specs = ["none", "partition", "latency:latency_ms=12000,target=publisher@0+20", "connection-cut"]
+    costs = [cell_shape(f, None)[1] for f in specs]
+    assert costs == [0.0, 24.0, 20.0, 4.0]  # a silent bare fault counts its expected detection hold
+    cells = [Cell(i, "c", f, 0, "run", cost) for i, (f, cost) in enumerate(zip(specs, costs, strict=True))]
+    order: list[int] = []
+    sched = schedule(cells, 1, lambda c, cancel: CellResult(c, doc={"run_id": str(c.index)}),
+                     on_start=lambda c: order.append(c.index))
+    assert order == [1, 2, 3, 0]
+    assert [r.cell.index for r in sched.results] == [0, 1, 2, 3]
+
+
+def test_a_cells_children_record_their_processes_under_the_matrix_process(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    from harness.env import procs
+
+    monkeypatch.setenv(procs.RECORD_OWNER, "4242")
+    rec = procs.PidRecord(tmp_path / "clients.json")
+    rec.add("consumer-0@run", 1, "x")
+    assert rec.load()["owner"] == 4242
+    monkeypatch.delenv(procs.RECORD_OWNER)
+    assert procs.record_owner() == os.getpid()
