@@ -8,9 +8,10 @@ A few short cells per strategy, each proving one defence the recipe names:
   ``blocked_connection_timeout``) fail this cell: ``silent_blocker`` in test_checker_rules.py.
 * **queue-delete**: mandatory publishes come back while the queue is gone (``publish.fail``
   "returned"), the queue is re-declared, the consumer re-consumes after its basic.cancel: nothing
-  is lost as "confirmed but unroutable", nothing stranded. A message can still be routed into the
-  queue in the instant before the delete and go with it (the fault deletes ready messages by
-  design); such a loss must be confirmed before the delete took effect, which is asserted.
+  is lost as "confirmed but unroutable", nothing stranded: pass. A message can still be routed
+  into the queue in the instant before the delete and go with it (the fault deletes ready
+  messages by design): the checker counts it as ``deleted_with_queue``, not lost (seen once in
+  pika-async-best's runs: a message confirmed 2 ms before the delete took effect).
 * **connection-cut**: reconnect with back-off, re-send, re-consume: pass.
 
 One broker per module (boot costs seconds), one run (vhost) per cell. Base port 23100 and state
@@ -44,8 +45,10 @@ BEST: tuple[str, ...] = PIKA_KOMBU + AIO
 #: a small workload (3 s of publishing at 100 msg/s) shared by the cells
 WORKLOAD: dict[str, Any] = {"count": 300, "rate": 100.0, "warmup_s": 1.0, "settle_s": 1.0,
                             "settle_timeout_s": 20.0, "grace_s": 3.0}
-#: the alarm outlasts max_block_s, and the publisher (15 s of work at 20 msg/s) runs through it
-ALARM: dict[str, Any] = {"fault": "memory-alarm", "fault_s": 9.0, "rate": 20.0, "check_options": {"max_block_s": 7.0}}
+#: the alarm outlasts max_block_s, and the publisher (5 s of work at 20 msg/s) is still publishing
+#: when it starts (after the 1 s warm-up) and finishes after the heal
+ALARM: dict[str, Any] = {"fault": "memory-alarm", "fault_s": 9.0, "rate": 20.0, "count": 100,
+                         "check_options": {"max_block_s": 7.0}}
 CUT: dict[str, Any] = {"fault": "connection-cut", "fault_s": 2.0}
 #: a consumer slower than the publisher keeps a backlog in its prefetch when the queue is deleted
 QUEUE_DELETE: dict[str, Any] = {"fault": "queue-delete", "fault_s": 2.0, "work_s": 0.005}
@@ -98,15 +101,9 @@ def test_queue_delete_returns_are_resent_and_the_consumer_comes_back(env: Enviro
                    for f in doc.get("findings", [])), summary
     events = _events(tmp_path, doc)
     assert any(e["kind"] == "consume.cancelled" and e.get("proc") == "consumer-0" for e in events), summary
-    # a loss, if any, is a message routed into the queue before the delete took effect (by design)
-    deleted = min(e["t"] for e in events if e["kind"] == "fault.effect" and e.get("effect") == "queue deleted")
-    first_ok = {}
-    for e in events:
-        if e["kind"] == "publish.ok":
-            first_ok.setdefault(e["id"], e["t"])
-    lost = set(doc.get("examples", {}).get("lost_confirmed", []))
-    assert all(first_ok[i] <= deleted for i in lost), (lost, deleted, summary)
-    assert counts["lost"] <= 5 and (counts["lost"] == 0) == (doc["verdict"] == "pass"), summary
+    # what the delete itself took (routed into the queue just before it) is the fault's, not a loss
+    assert counts["lost"] == 0 and counts.get("deleted_with_queue", 0) <= 5, summary
+    assert doc["verdict"] == "pass", summary
 
 
 @pytest.mark.parametrize("client", BEST)
