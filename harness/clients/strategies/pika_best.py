@@ -137,8 +137,6 @@ def publisher(ctx: ClientContext) -> None:
                     channel.basic_publish(exchange="", routing_key=ctx.cfg.queue, body=mid.encode(),
                                           properties=_pika.PERSISTENT, mandatory=True)
                 ctx.event("publish.ok", id=mid, confirmed=True)
-                # connection.blocked/unblocked callbacks run only from process_data_events
-                conn.process_data_events(time_limit=0)
             except pika.exceptions.UnroutableError:
                 # basic.return before the ack: routed nowhere (the queue is gone). Not lost: say
                 # so, re-create the queue (durable, as declared everywhere) and send it again.
@@ -163,6 +161,13 @@ def publisher(ctx: ClientContext) -> None:
                 conn = channel = None
                 if ctx.stopping.wait(backoff.next()):
                     return
+            else:
+                try:  # connection.blocked/unblocked callbacks run only from process_data_events
+                    conn.process_data_events(time_limit=0)
+                except CONNECTION_ERRORS as exc:  # lost between two publishes: no message in flight
+                    _pika.notice(ctx, exc, PARAMS)
+                    _pika.close_within(conn)
+                    conn = channel = None
     finally:
         _pika.close_within(conn)
 
