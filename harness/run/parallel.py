@@ -330,8 +330,10 @@ def matrix_timing(docs: Sequence[dict[str, Any]], wall_s: float, jobs: int) -> d
 
 # ---- the matrix's executor: children for run-scope cells, in-process for broker-scope ones ---------
 
-#: exit codes of the cell child
-_DONE, _UNAVAILABLE, _CRASHED = 0, 3, 1
+#: exit codes of the cell child (a crash exits 1, Python's own)
+_DONE, _UNAVAILABLE, _CRASHED_PARENT = 0, 3, 4
+#: environment variable: the matrix process's pid, for the child's parent-death check
+_PARENT = "RABBIT_CHAOS_MATRIX_PID"
 
 
 class CellFailed(ChaosError):
@@ -392,11 +394,13 @@ class CellRunner:
                "reports_dir": str(self.out), "command": self.command(cell), "result": str(result)}
         from harness.env import procs
 
+        # no preexec_fn: it is unsafe with threads (this runs in one of several); the child asks
+        # for its parent-death signal itself (child_main)
         with open(log, "ab") as logf:
             proc = subprocess.Popen([sys.executable, "-m", "harness.run.parallel"], stdin=subprocess.PIPE,
                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=procs.die_with_parent,
-                                    env={**os.environ, procs.RECORD_OWNER: str(os.getpid())})
+                                    env={**os.environ, procs.RECORD_OWNER: str(os.getpid()),
+                                         _PARENT: str(os.getpid())})
         stdin = proc.stdin
         if stdin is None:
             raise CellFailed("could not start a cell process")
@@ -404,8 +408,13 @@ class CellRunner:
             stdin.write(json.dumps(job, default=str).encode())
             stdin.close()
         sent = False
-        while proc.poll() is None:
-            if cancel.event.wait(0.2) and not sent:
+        while True:
+            try:
+                proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if cancel.is_set() and not sent:  # once: the child heals, stops and records itself
                 sent = True
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGINT if cancel.signame == "SIGINT" else signal.SIGTERM)
@@ -476,8 +485,12 @@ def child_main() -> int:
     """The cell child: read the job from stdin, run the cell, write the result file. Exit 0 with
     a record, 130/143 interrupted (record written when the run had begun), 3 unavailable."""
     from harness import engine
+    from harness.env import procs
     from harness.run.spec import RunSpec
 
+    procs.die_with_parent()  # SIGKILL if the matrix process dies (it would leave no one to wait)
+    if os.environ.get(_PARENT) and os.getppid() != int(os.environ[_PARENT]):
+        return _CRASHED_PARENT  # it died before the line above: nothing started
     job = json.loads(sys.stdin.read())
     result = Path(job["result"])
     original = engine.new_run_id
