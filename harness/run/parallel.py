@@ -11,19 +11,22 @@ with one (anywhere in its timeline) runs with the broker to itself. A fault that
 has the measured comparison and the default ``--jobs`` chosen from it.
 
 How. :func:`schedule` is the policy, independent of how a cell runs (its unit tests use fake
-cells): run-scope cells first, up to ``jobs`` at a time, each in a worker thread; then the
-broker-scope cells one by one in the calling thread with nothing else running. Results come back
-in cell order whatever the finishing order. An interrupt (SIGINT, or SIGTERM as the CLI's
-Interrupted) or an exception from one cell starts no new cell, asks every running cell to stop
-(its :class:`Cancel`), waits for them to record themselves, and reports what ran, what was cut
-and what never started.
+cells): run-scope cells first, longest expected first, up to ``jobs`` at a time, each in a
+worker thread; then the broker-scope cells one by one in the calling thread with nothing else
+running. Results come back in cell order whatever the finishing order. SIGINT/SIGTERM are noted
+by the scheduler's own handlers and acted on between steps (a second signal cannot cut the
+wind-down short); an interrupt or an exception from one cell starts no new cell, asks every
+running cell to stop (its :class:`Cancel`), waits for them to record themselves, and reports
+what ran, what was cut and what never started.
 
 The matrix's executor (:class:`CellRunner`) runs each run-scope cell in a child process
 (``python -m harness.run.parallel``, the job on stdin): the engine's own interrupt handling
 (heal, stop clients, drain, write results.json "interrupted", re-raise) then works unchanged, by
 forwarding the signal to the child. Broker-scope cells run in this process through
 :func:`harness.engine.run_cell`, exactly as the serial matrix runs them (a broker restart must
-update this process's view of the node).
+update this process's view of the node). Each running child gets its own pair of proxy ports
+(a slot: harness.env.environment.Environment.proxy_listen), never an ephemeral port another
+socket could take while a proxy is disabled.
 """
 
 from __future__ import annotations
