@@ -388,3 +388,18 @@ def test_a_cells_children_record_their_processes_under_the_matrix_process(monkey
     assert rec.load()["owner"] == 4242
     monkeypatch.delenv(procs.RECORD_OWNER)
     assert procs.record_owner() == os.getpid()
+
+
+def test_a_cell_child_process_that_cannot_run_its_cell_is_a_harness_error_with_its_log(tmp_path: Path) -> None:
+    """The real child plumbing (job on stdin, result file, exit code), no broker: the child's
+    run_cell refuses an unknown client before touching anything, and exits 1."""
+    from harness.config import ChaosConfig
+    from harness.env.environment import Environment
+
+    env = Environment(tmp_path / "state", base_port=30000)
+    cfg = ChaosConfig.model_validate({"clients": ["no-such-client"], "faults": ["none"]})
+    r = CellRunner(env, cfg, tmp_path, jobs=1)
+    with pytest.raises(CellFailed) as info:
+        r(Cell(0, "no-such-client", "none", 0, "run"), Cancel())
+    assert "no-such-client" in str(info.value.fix)
+    assert r.slots == [1]  # the slot came back
