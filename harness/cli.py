@@ -32,7 +32,8 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file [de
                                                                    "in ./pyproject.toml]")]
 StateDir = Annotated[Path | None, typer.Option(help="broker data, logs and pid records [default: .rabbit-chaos/state]")]
 BasePort = Annotated[int | None, typer.Option(help="first of our local ports (AMQP, dist, management, epmd, proxy "
-                                                   "API) [default: 21672 or $RABBIT_CHAOS_BASE_PORT]")]
+                                                   "API, then the runs' proxies) "
+                                                   "[default: 21672 or $RABBIT_CHAOS_BASE_PORT]")]
 Reports = Annotated[Path | None, typer.Option(help="results store [default: reports]")]
 Count = Annotated[int | None, typer.Option(help="messages the publisher publishes [default: 1000]")]
 Rate = Annotated[float | None, typer.Option(help="publish rate, msg/s, 0 = unthrottled [default: 100]")]
