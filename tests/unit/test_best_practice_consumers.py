@@ -39,6 +39,7 @@ class Method:
 @dataclass
 class FakePikaChannel:
     acked: list[int] = field(default_factory=list)
+    is_open: bool = True
 
     def basic_ack(self, delivery_tag: int) -> None:
         self.acked.append(delivery_tag)
@@ -80,6 +81,17 @@ def test_pika_best_raises_on_a_delivery_tag_gap(tmp_path: Path) -> None:
     with pytest.raises(pika_best.DeliveryGap, match="delivery tag 3 after 1"):
         c.on_message(ch, Method(3), None, b"p0-3")  # type: ignore[arg-type]
     assert ch.acked == [1]  # the message after the gap is neither recorded nor acked: it comes again
+
+
+def test_pika_best_does_not_ack_on_a_channel_closed_during_the_work(tmp_path: Path) -> None:
+    """A 406 consumer timeout closes the channel while the message is processed: no ack can go
+    (the broker redelivers it), none is recorded, and the redelivery is acked without the work."""
+    ctx = make_ctx(tmp_path)
+    c = pika_best._Consumer(ctx)
+    closed = FakePikaChannel(is_open=False)
+    c.on_message(closed, Method(1), None, b"p0-4")  # type: ignore[arg-type]
+    assert closed.acked == [] and c.processed == {"p0-4"}
+    assert events(ctx) == [("deliver", "p0-4", False)]
 
 
 def test_kombu_best_is_idempotent_and_checks_tags(tmp_path: Path) -> None:

@@ -240,6 +240,11 @@ class _Consumer:
             if self.ctx.cfg.work_s > 0:
                 channel.connection.sleep(self.ctx.cfg.work_s)  # the work; heartbeats keep flowing
             self.processed.add(mid)
+        if not channel.is_open:
+            # the broker closed the channel while we worked (406: consumer ack timeout): the ack
+            # cannot go, the broker redelivers the message, and start_consuming raises the
+            # close, so it is recorded as channel.closed and consumed again on a new channel
+            return
         channel.basic_ack(delivery_tag=method.delivery_tag)
         self.ctx.event("ack", id=mid)
 
