@@ -84,8 +84,9 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
     by fault name, first open window of that name first (as :func:`harness.checker.lifecycle.scan`
     pairs start/stop). An effect written after its window's ``fault.stop`` (a heal observed by
     polling) still belongs to that window. A ``fault.stop`` of an already healed window, or an
-    event matching no window, is ignored here (lifecycle counts unmatched stops). O(k log k) for k
-    fault events."""
+    event matching no window, is ignored here (lifecycle counts unmatched stops). A ``fault.stop``
+    with ``healed: false`` (its heal raised) closes its window unhealed. O(k log k) for k fault
+    events."""
     starts = idx.kind("fault.start")
     stops = idx.kind("fault.stop")
     effects = idx.kind("fault.effect")
@@ -132,7 +133,10 @@ def fault_windows(idx: Fold) -> list[FaultWindow]:
             elif ev.get("action") == "heal":
                 hit.effect_heal_t = t
         elif hit.heal_t is None:
-            hit.heal_t = t
+            # a heal that raised (``healed: false``) leaves the fault in force: the window closes for
+            # pairing, but it was never healed, so nothing is judged against a heal that did not happen
+            if ev.get("healed") is not False:
+                hit.heal_t = t
             opened = open_by_name.get(hit.name)
             if opened and hit in opened:
                 opened.remove(hit)

@@ -150,7 +150,8 @@ def scan(idx: Fold, publishers: dict[str, int], consumers: dict[str, int]) -> Li
             faults.append((name, t, None))
         elif open_.get(name):
             i = open_[name].pop(0)
-            faults[i] = (name, faults[i][1], t)
+            # a heal that raised (healed: false) leaves the fault unhealed
+            faults[i] = (name, faults[i][1], None if ev.get("healed") is False else t)
         else:
             unmatched_stops += 1
     phases = [(str(ev["phase"]), ev["t"]) for ev in idx.kind("run.phase")]

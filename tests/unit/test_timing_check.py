@@ -84,3 +84,19 @@ def test_a_client_that_noticed_the_fault_before_its_effect_was_recorded_met_it()
     h.fault_stop("force-close", window=0, t=2.33)
     r = check(h.at(3).finish().events())
     assert not any(x.startswith("no overlap") for x in r.reasons), r.reasons
+
+
+def test_a_heal_that_failed_is_not_judged_as_a_heal() -> None:
+    # the timeline's heal raised (fault.stop healed=false): the consumer that never came back is not
+    # "not recovered" against a heal that did not happen; the run is unknown, never a client failure
+    h = clean_run(per_publisher=2)
+    h.fault_start("connection-cut", window=0, t=2.0)
+    h.conn("consumer-0", "lost", error="ConnectionResetError", t=2.1)
+    h.emit("nemesis", "fault.stop", fault="connection-cut", window=0, early=True, healed=False,
+           error="ToxiproxyError: address in use", t=5.0)
+    h.at(5.5)
+    for k in range(2, 4):
+        h.publish("publisher-0", f"p0-{k}")
+    r = check(h.at(6).finish(drained=["p0-2", "p0-3"]).events())
+    assert not any(x.startswith("not recovered") for x in r.reasons), r.reasons
+    assert r.timing.detail.get("unhealed") == ["connection-cut"]
