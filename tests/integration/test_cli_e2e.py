@@ -37,7 +37,7 @@ def _wait_for(pred: object, proc: subprocess.Popen[str], timeout: float) -> None
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_matrix_keeps_finished_cells_and_says_so(tmp_path: Path, sig: int, code: int):
     base, reports = 24300, tmp_path / "reports"
-    cmd = [*CLI, "matrix", "--clients", "pika-recover", "--faults", "none,connection-cut,none",
+    cmd = [*CLI, "matrix", "--clients", "pika-recover", "--faults", "none,connection-cut,none", "--jobs", "1",
            "--count", "400", "--rate", "100", "--warmup", "1", "--fault-for", "2",
            "--reports-dir", str(reports), "--state-dir", str(tmp_path / "state"), "--base-port", str(base)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
