@@ -30,6 +30,7 @@ error), each against a column of the default matrix that fails without it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aio_pika
@@ -51,6 +52,7 @@ PARAMS: dict[str, Any] = {
     "confirm_timeout_s": 5.0,    # no confirm within this -> publish.info, re-send (inside max_block_s 10)
     "reconnect_interval_s": 2.0,  # connect_robust's retry interval (fixed in aio-pika)
     "connect_timeout_s": 5.0,    # a handshake whose frames were lost (packet-loss) is retried, not awaited
+    "restore_deadline_s": 15.0,  # connection + channel not back within this -> a fresh connect_robust
     "retry_delay_s": 0.5,        # first re-send back-off, doubled per consecutive failure ...
     "max_retry_delay_s": 5.0,    # ... up to this
 }
@@ -138,58 +140,101 @@ async def _restored(conn: aio_pika.abc.AbstractConnection, channel: aio_pika.abc
 
 
 async def _consume(ctx: ClientContext) -> None:
+    """The robust connection recovers by itself in the common case; this loop is the backstop.
+    A connection dropped while aio-pika was still restoring the channel after the previous drop
+    (two delivery-tag gaps 20 ms apart under packet-loss) left the robust channel dead for good:
+    "RobustChannel._on_close error: ChannelInvalidStateError: No active transport", no reconnect,
+    0 consumers for the rest of the run (stranded). So a gap, or a connection/channel not back
+    within ``restore_deadline_s``, closes the whole robust connection and starts over."""
     tracker = LossTracker(ctx)
-    conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+    backoff = Backoff(ctx)
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
-    try:
-        channel = await conn.channel()
-        await _aio_pika.watch_channel(ctx, channel)
-        await channel.set_qos(prefetch_count=int(_param(ctx, "prefetch")))
-        queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
-
-        tags = _aio.DeliveryTags()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            # pkt-loss: a skipped delivery tag -> drop the connection; the robust connection
-            # reconnects and the broker redelivers what this channel held (the work is not redone)
-            try:
-                gap = tags.check(message.channel, int(message.delivery_tag or 0))
-            except aio_pika.exceptions.ChannelInvalidStateError:
-                return  # its channel is gone already: the broker redelivers
-            if gap is not None:
-                if gap:
-                    _drop(conn, tracker, gap)
-                return
-            mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)
-            if mid not in processed:  # a redelivery of work already done is only acked again
-                await work_async(ctx)
-                processed.add(mid)
-            try:
-                await message.ack()
-            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
-                return  # the ack died with the channel: the broker redelivers, and we skip the work
-            ctx.event("ack", id=mid)
-
-        await queue.consume(on_message, no_ack=False)
-        await _aio.until_stopping(ctx)
-    finally:
-        await _aio_pika.close(conn, tracker)
+    deadline = float(_param(ctx, "restore_deadline_s"))
+    while not ctx.stopping.is_set():
+        restart = Restart()
+        conn: aio_pika.abc.AbstractConnection | None = None
+        try:
+            conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+            channel = await _subscribe(ctx, conn, processed, restart)
+            backoff.reset()
+            why = await _supervise(ctx, conn, channel, restart, deadline)
+            if why is None:
+                return  # SIGTERM
+            tracker.lost(ConnectionError(why))
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
+                aio_pika.exceptions.ChannelInvalidStateError) as exc:
+            tracker.lost(exc)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(_aio_pika.close(conn, tracker), 3.0)
+                tracker.closing = False
+        if not await _aio.unless_stopping(ctx, asyncio.sleep(backoff.take())):
+            return
 
 
-_closing: set[asyncio.Task[None]] = set()
+class Restart(asyncio.Event):
+    """Set when the consumer must start over on a fresh connection; ``why`` goes into conn.lost."""
+
+    why = "restart"
 
 
-def _drop(conn: aio_pika.abc.AbstractConnection, tracker: LossTracker, why: str) -> None:
-    """Close the connection's transport (not the robust connection: that would end it for good),
-    so the robust connection reconnects; ``conn.lost`` names why. In a task of its own: the
-    close cancels the reader that runs the consumer callback calling this."""
-    error = ConnectionError(why)
-    tracker.lost(error)
-    transport = getattr(conn, "transport", None)
-    if transport is not None:
-        task = asyncio.get_running_loop().create_task(transport.connection.close(error))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+async def _subscribe(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection, processed: set[str],
+                     restart: Restart) -> aio_pika.abc.AbstractChannel:
+    """Channel, prefetch, queue, consumer with manual acks; a delivery-tag gap sets ``restart``."""
+    channel = await conn.channel()
+    await _aio_pika.watch_channel(ctx, channel)
+    await channel.set_qos(prefetch_count=int(_param(ctx, "prefetch")))
+    queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+    tags = _aio.DeliveryTags()
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        # pkt-loss: a skipped delivery tag -> start over on a new connection; the broker
+        # redelivers what this channel held (and the work is not redone)
+        try:
+            gap = tags.check(message.channel, int(message.delivery_tag or 0))
+        except aio_pika.exceptions.ChannelInvalidStateError:
+            return  # its channel is gone already: the broker redelivers
+        if gap is not None:
+            if gap and not restart.is_set():
+                restart.why = gap
+                restart.set()
+            return
+        mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)
+        if mid not in processed:  # a redelivery of work already done is only acked again
+            await work_async(ctx)
+            processed.add(mid)
+        try:
+            await message.ack()
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
+            return  # the ack died with the channel: the broker redelivers, and we skip the work
+        ctx.event("ack", id=mid)
+
+    await queue.consume(on_message, no_ack=False)
+    return channel
+
+
+async def _supervise(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection,
+                     channel: aio_pika.abc.AbstractChannel, restart: Restart, deadline: float) -> str | None:
+    """Wait for SIGTERM (None) or a reason to start over: a delivery-tag gap, or the robust
+    connection not connected with its channel open for ``deadline`` seconds in a row."""
+    down_since: float | None = None
+    loop = asyncio.get_running_loop()
+    while not ctx.stopping.is_set():
+        if restart.is_set():
+            return restart.why
+        healthy = conn.connected.is_set() and not channel.is_closed  # type: ignore[attr-defined]
+        now = loop.time()
+        if healthy:
+            down_since = None
+        elif down_since is None:
+            down_since = now
+        elif now - down_since > deadline:
+            return (f"the robust connection did not restore its channel within restore_deadline_s={deadline:g} s: "
+                    "starting over")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(restart.wait(), _aio.POLL_S * 5)
+    return None
 
 
 def publisher(ctx: ClientContext) -> None:
