@@ -93,8 +93,14 @@ case "$cmd" in
     log "lint: ruff, mypy"
     "$VENV/bin/ruff" check .
     "$VENV/bin/mypy" harness
-    # unit + report + proxy + integration + scenarios; soaks and benchmarks are not part of this
-    exec "$VENV/bin/python" -m pytest -m "not slow" -q "$@" ;;
+    # unit + report + proxy + integration; soaks and benchmarks are not part of this
+    "$VENV/bin/python" -m pytest -m "not slow" -q --ignore=scenarios "$@"
+    # the scenario files, for the best-practice strategy of every library (one broker per xdist
+    # worker); CHAOS_SHARD=K/N runs a deterministic 1/N of them (a CI matrix of N jobs)
+    log "scenarios: one best-practice strategy per library"
+    exec "$VENV/bin/python" -m pytest scenarios/ -q -n 2 -p no:cacheprovider \
+      --chaos-clients pika-best,pika-async-best,kombu-best,aio-pika-best,aioamqp-best \
+      ${CHAOS_SHARD:+--chaos-shard "$CHAOS_SHARD"} ;;
   demo)
     install_all
     # the demo shows a comparison: its baselines fail by design, so a failed cell is no error here
