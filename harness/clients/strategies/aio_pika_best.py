@@ -155,7 +155,9 @@ async def _consume(ctx: ClientContext) -> None:
         conn: aio_pika.abc.AbstractConnection | None = None
         try:
             conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
-            channel = await _subscribe(ctx, conn, processed, restart)
+            # pkt-loss can drop an RPC's reply (basic.qos, queue.declare): no wait here is unbounded
+            channel = await asyncio.wait_for(_subscribe(ctx, conn, processed, restart),
+                                             float(_param(ctx, "connect_timeout_s")))
             backoff.reset()
             why = await _supervise(ctx, conn, channel, restart, deadline)
             if why is None:
@@ -164,6 +166,11 @@ async def _consume(ctx: ClientContext) -> None:
         except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
                 aio_pika.exceptions.ChannelInvalidStateError) as exc:
             tracker.lost(exc)
+        except asyncio.CancelledError:
+            if _aio.stopped_by_us(ctx):
+                raise
+            # aio-pika cancels a pending RPC when the connection dies under it: start over
+            tracker.lost(ConnectionError("a setup call was cancelled by aio-pika (the connection closed under it)"))
         finally:
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -171,6 +178,16 @@ async def _consume(ctx: ClientContext) -> None:
                 tracker.closing = False
         if not await _aio.unless_stopping(ctx, asyncio.sleep(backoff.take())):
             return
+
+
+async def _ready(channel: aio_pika.abc.AbstractChannel) -> bool:
+    """The robust channel has finished restoring itself (its restore RPCs have no deadline of
+    their own: one whose reply was lost would leave it "connected" but never consuming)."""
+    try:
+        await asyncio.wait_for(channel.ready(), 0.5)  # type: ignore[attr-defined]
+    except (TimeoutError, aiormq.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError, RuntimeError):
+        return False
+    return True
 
 
 class Restart(asyncio.Event):
@@ -223,7 +240,7 @@ async def _supervise(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection,
     while not ctx.stopping.is_set():
         if restart.is_set():
             return restart.why
-        healthy = conn.connected.is_set() and not channel.is_closed  # type: ignore[attr-defined]
+        healthy = conn.connected.is_set() and not channel.is_closed and await _ready(channel)  # type: ignore[attr-defined]
         now = loop.time()
         if healthy:
             down_since = None
