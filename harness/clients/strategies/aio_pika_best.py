@@ -81,14 +81,10 @@ class Backoff:
 
 async def _publish_all(ctx: ClientContext) -> None:
     timeout = float(_param(ctx, "confirm_timeout_s"))
+    deadline = float(_param(ctx, "restore_deadline_s"))
     tracker = LossTracker(ctx)
-    conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+    conn, channel, watch = await _open_publisher(ctx, tracker)
     try:
-        # on_return_raises: a mandatory message the broker returns (no queue bound) raises
-        # PublishError; without it aio-pika hands the returned message back as the publish result
-        channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
-        watch = await _aio_pika.watch_channel(ctx, channel)
-        await channel.declare_queue(ctx.cfg.queue, durable=True)
         outbox = _aio.AsyncOutbox(ctx)
         backoff = Backoff(ctx)
         while (mid := await outbox.next()) is not None:
@@ -126,10 +122,47 @@ async def _publish_all(ctx: ClientContext) -> None:
             outbox.retry_first(mid)
             if not await _aio.unless_stopping(ctx, asyncio.sleep(backoff.take())):
                 return
-            if not await _aio.unless_stopping(ctx, _restored(conn, channel)):
-                return
+            try:
+                if not await _aio.unless_stopping(ctx, asyncio.wait_for(_restored(conn, channel), deadline)):
+                    return
+            except TimeoutError:
+                # aio-pika's own restore is stuck (its RPCs have no deadline): a fresh connection
+                tracker.lost(ConnectionError(f"the robust connection did not restore its channel within "
+                                             f"restore_deadline_s={deadline:g} s: starting over"))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(_aio_pika.close(conn, tracker), 3.0)
+                tracker.closing = False
+                opened = await _reopen(ctx, tracker, backoff)
+                if opened is None:
+                    return
+                conn, channel, watch = opened
     finally:
         await _aio_pika.close(conn, tracker)
+
+
+async def _open_publisher(ctx: ClientContext, tracker: LossTracker
+                          ) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractChannel, Any]:
+    conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+    # on_return_raises: a mandatory message the broker returns (no queue bound) raises
+    # PublishError; without it aio-pika hands the returned message back as the publish result
+    channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+    watch = await _aio_pika.watch_channel(ctx, channel)
+    await channel.declare_queue(ctx.cfg.queue, durable=True)
+    return conn, channel, watch
+
+
+async def _reopen(ctx: ClientContext, tracker: LossTracker, backoff: Backoff
+                  ) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractChannel, Any] | None:
+    """A fresh robust connection + channel, retried with back-off; None at SIGTERM."""
+    while not ctx.stopping.is_set():
+        try:
+            return await asyncio.wait_for(_open_publisher(ctx, tracker), 2 * float(_param(ctx, "connect_timeout_s")))
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
+                aio_pika.exceptions.ChannelInvalidStateError):
+            pass
+        if not await _aio.unless_stopping(ctx, asyncio.sleep(backoff.take())):
+            return None
+    return None
 
 
 async def _restored(conn: aio_pika.abc.AbstractConnection, channel: aio_pika.abc.AbstractChannel) -> None:
