@@ -43,11 +43,8 @@ def test_a_pinned_strategy_runs_against_its_library_version(tmp_path: Path) -> N
     assert json.loads((target / versions.MANIFEST).read_text())["requirements"][0] == "aio-pika==9.4.3"
 
     # issue 15's must-show: 9.4.3's RobustChannel forgets a queue it holds only weakly (aio-pika
-    # #594), so the consumer is lost after a forced close. The strategy triggers it only once it
-    # names its connection in the URL (aio-pika < 10.1 ignores client_properties given with a URL:
-    # the force-close finds nothing, "not exercised") and drops the queue object after consuming.
-    if doc["verdict"] != "fail":
-        pytest.xfail(f"aio-pika-robust@9.4.3 is {doc['verdict']} ({doc['headline']}): its code path does not "
-                     "trigger aio-pika #594 yet (docs/clients.md, 'Library versions')")
+    # #594), so the consumer is lost after a forced close (the strategy names its connection in the
+    # URL, which every version honours, and keeps no queue object after consuming)
+    assert doc["verdict"] == "fail", (doc["verdict"], doc["reasons"])
     headlines = {f["headline"] for f in doc["findings"]}
     assert {"consumer lost", "stranded"} <= headlines, doc["findings"]

@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import aio_pika.abc
@@ -133,6 +134,14 @@ async def watch_channel(ctx: ClientContext, channel: aio_pika.abc.AbstractChanne
     return watch
 
 
+def with_query(url: str, **params: str) -> str:
+    """``url`` with ``params`` set in its query string (values percent-encoded, others kept)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(params)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
                   defaults: Mapping[str, Any] = AIO_PIKA_PARAMS) -> aio_pika.abc.AbstractConnection:
     """Connect, and hook the connection's callbacks to ``conn.lost`` / ``conn.open`` (a robust
@@ -140,6 +149,9 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
     the calling strategy's PARAMS, for the knobs the user did not set (``heartbeat``,
     ``reconnect_interval_s``)."""
     watch_blocked(ctx)
+    # the name goes in the URL too: aio-pika before 10.1 ignores ``client_properties`` when it is given
+    # a URL, and an unnamed connection cannot be found by a targeted fault (force-close:target=...)
+    url = with_query(ctx.cfg.amqp_url, name=ctx.cfg.connection_name)
     kwargs: dict[str, Any] = {"client_properties": {"connection_name": ctx.cfg.connection_name},
                               "heartbeat": int(ctx.cfg.param("heartbeat", defaults.get("heartbeat", 60)))}
     connect_timeout = ctx.cfg.param("connect_timeout_s", defaults.get("connect_timeout_s"))
@@ -148,10 +160,10 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
     if robust:
         kwargs["reconnect_interval"] = float(ctx.cfg.param("reconnect_interval_s",
                                                            defaults.get("reconnect_interval_s", 5.0)))
-        conn: aio_pika.abc.AbstractConnection = await aio_pika.connect_robust(ctx.cfg.amqp_url, **kwargs)
+        conn: aio_pika.abc.AbstractConnection = await aio_pika.connect_robust(url, **kwargs)
         conn.reconnect_callbacks.add(lambda *_: tracker.opened())  # type: ignore[attr-defined]
     else:
-        conn = await aio_pika.connect(ctx.cfg.amqp_url, **kwargs)
+        conn = await aio_pika.connect(url, **kwargs)
 
     def on_close(_conn: Any, exc: BaseException | None = None) -> None:
         if isinstance(exc, asyncio.CancelledError):
@@ -251,22 +263,7 @@ async def _consume(ctx: ClientContext, robust: bool) -> None:
         channel = await conn.channel()
         watch = await watch_channel(ctx, channel)
         await channel.set_qos(prefetch_count=int(ctx.cfg.param("prefetch", AIO_PIKA_PARAMS["prefetch"])))
-        try:
-            queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
-        except aiormq.exceptions.ChannelClosed as exc:
-            watch.report(exc)
-            raise
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)
-            await work_async(ctx)
-            try:
-                await message.ack()
-            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
-                return  # the ack died with the connection: the broker redelivers
-            ctx.event("ack", id=mid)
-
-        await queue.consume(on_message, no_ack=False)
+        await _start_consuming(ctx, channel, watch)
         stop: asyncio.Future[Any] = asyncio.ensure_future(_aio.until_stopping(ctx))
         await asyncio.wait([stop, lost], return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -274,6 +271,32 @@ async def _consume(ctx: ClientContext, robust: bool) -> None:
             raise ConnectionError(describe(lost.result()))
     finally:
         await close(conn, tracker)
+
+
+async def _start_consuming(ctx: ClientContext, channel: aio_pika.abc.AbstractChannel, watch: Any) -> None:
+    """Declare the queue and start consuming; the caller keeps only its connection and channel.
+
+    That is the common application shape (consumers set up in a function, the queue object not kept)
+    and it matters under recovery: a robust channel must remember its queues to restore their
+    consumers after a reconnect, and aio-pika before 9.5 kept them in a ``WeakSet`` (aio-pika #594):
+    with nothing else holding the queue, a forced close leaves the client connected with no consumer.
+    Fixed versions keep them, so this is the same code on every version (``--client NAME@VERSION``)."""
+    try:
+        queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+    except aiormq.exceptions.ChannelClosed as exc:
+        watch.report(exc)
+        raise
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        mid = record_delivery(ctx, message.body, bool(message.redelivered), work=False)
+        await work_async(ctx)
+        try:
+            await message.ack()
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
+            return  # the ack died with the connection: the broker redelivers
+        ctx.event("ack", id=mid)
+
+    await queue.consume(on_message, no_ack=False)
 
 
 def publisher(ctx: ClientContext, robust: bool) -> None:
