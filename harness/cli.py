@@ -331,10 +331,10 @@ def matrix(
         t = res.timing
         console.print(f"time: {t['wall_s']:.0f} s wall, {t['jobs']} job(s); fault timelines "
                       f"{t['timeline_sum_s']:.0f} s (wall ÷ timelines {t['ratio']})", markup=False)
-    if res.interrupted:
-        console.print(f"interrupted by {res.signal}: results so far in {res.dir}", markup=False)
     code = res.outcome_code(fail_exit)
     console.print(summary_line(res.tally(), code), markup=False)
+    if res.interrupted:  # last, so a CI log's final line says the matrix did not finish
+        console.print(f"interrupted by {res.signal}: results so far in {res.dir}", markup=False)
     raise typer.Exit(code)
 
 
