@@ -31,9 +31,10 @@ def node(tmp_path_factory: pytest.TempPathFactory):
 
 def test_scenarios_run_through_the_external_backend(node: LocalBroker, tmp_path: Path):
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-            "scenarios/test_control.py::test_fault_free_run_passes[pika-recover]",
-            "scenarios/test_network_proxy.py::test_client_survives_network_faults[pika-recover-connection-cut]",
-            "scenarios/test_broker_process.py::test_client_survives_broker_process_faults[pika-recover-broker-restart]",
+            "scenarios/test_control.py::test_fault_free_run_passes[pika-best]",
+            "scenarios/test_network_proxy.py::test_client_survives_a_lost_connection[pika-best-connection-cut]",
+            "scenarios/test_broker_process.py::test_client_survives_broker_process_faults[pika-best-broker-restart]",
+            "--chaos-clients", "pika-best",
             "--chaos-backend", "external",
             "--chaos-amqp-url", f"amqp://guest:guest@127.0.0.1:{BASE}/",
             "--chaos-management-url", f"http://127.0.0.1:{BASE + 2}",
