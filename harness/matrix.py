@@ -122,6 +122,17 @@ def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
                    work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options())
 
 
+def start_matrix(cfg: ChaosConfig, progress: Progress | None) -> tuple[MatrixResult, Progress]:
+    """A new matrix (serial or parallel): its id (``matrix-<UTC stamp>-<4 hex>``), its directory
+    under ``cfg.reports_dir`` (created, never reused), its empty result, and where progress goes
+    (``progress``, else nowhere)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
+    out = cfg.reports_dir / matrix_id
+    out.mkdir(parents=True, exist_ok=False)
+    return MatrixResult(matrix_id, out), progress or (lambda event, info: None)
+
+
 def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None, jobs: int = 1) -> MatrixResult:
     """Every cell in order; with ``jobs`` > 1, run-scope cells side by side and broker-scope ones
     alone (harness.run.parallel: same outputs, docs in cell order)."""
@@ -129,12 +140,8 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
         from harness.run.parallel import run_matrix_parallel
 
         return run_matrix_parallel(env, cfg, progress, jobs)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
-    out = cfg.reports_dir / matrix_id
-    out.mkdir(parents=True, exist_ok=False)
-    res = MatrixResult(matrix_id, out)
-    emit = progress or (lambda event, info: None)
+    res, emit = start_matrix(cfg, progress)
+    out = res.dir
     todo = cells(cfg)
     t0 = time.monotonic()
     try:

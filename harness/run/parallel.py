@@ -525,17 +525,10 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
     """The matrix with cells side by side (``jobs`` > 1): same outputs as the serial
     :func:`harness.matrix.run_matrix` (matrix.json, report, ``reports/latest``), docs in cell
     order, plus ``timing`` (:func:`matrix_timing`)."""
-    import secrets
-    from datetime import UTC, datetime
+    from harness.matrix import _interrupted_docs, cells, finish, start_matrix
 
-    from harness.matrix import MatrixResult, _interrupted_docs, cells, finish
-
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
-    out = cfg.reports_dir / matrix_id
-    out.mkdir(parents=True, exist_ok=False)
-    res = MatrixResult(matrix_id, out)
-    emit = progress or (lambda event, info: None)
+    res, emit = start_matrix(cfg, progress)
+    out = res.dir
     todo = [Cell(i, c, f, r, *cell_shape(f, cfg.fault_for)) for i, (c, f, r) in enumerate(cells(cfg))]
     if not env_allows_concurrency(env):
         jobs = 1
