@@ -89,6 +89,11 @@ class Lifecycle:
         return [p for p in self.procs.values() if p.role in CLIENT_ROLES and (role is None or p.role == role)]
 
 
+def _opt_str(value: object) -> str | None:
+    """An optional event field as text: None stays None (absent), anything else is ``str``-ed."""
+    return None if value is None else str(value)
+
+
 def scan(idx: Fold, publishers: dict[str, int], consumers: dict[str, int]) -> Lifecycle:
     """Collect lifetimes. ``publishers``/``consumers``: procs seen writing message events. O(k)."""
     procs: dict[str, Proc] = {}
@@ -118,22 +123,19 @@ def scan(idx: Fold, publishers: dict[str, int], consumers: dict[str, int]) -> Li
                 p.exit_reason = str(ev.get("reason"))
                 ok = ev.get("ok")
                 p.exit_ok = None if ok is None else bool(ok)
-                err = ev.get("error")
-                p.exit_error = None if err is None else str(err)
+                p.exit_error = _opt_str(ev.get("error"))
     for ev in idx.kind("proc.exit"):
         p = proc(str(ev["target"]))
         if p.proc_exit_t is None:
             p.proc_exit_t = ev["t"]
             p.code = ev.get("code")
             p.expected = bool(ev.get("expected"))
-            note = ev.get("note")
-            p.note = None if note is None else str(note)
+            p.note = _opt_str(ev.get("note"))
     for ev in idx.kind("proc.signal"):
         p = proc(str(ev["target"]))
         if p.signal_t is None:
             p.signal_t = ev["t"]
-            why = ev.get("why")
-            p.signal_why = None if why is None else str(why)
+            p.signal_why = _opt_str(ev.get("why"))
 
     faults: list[tuple[str, float, float | None]] = []
     open_: dict[str, list[int]] = {}
