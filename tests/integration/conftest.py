@@ -20,3 +20,16 @@ def conf_env() -> Iterator[Environment]:
         yield env
     finally:
         env.stop()
+
+
+@pytest.fixture(scope="module")
+def env(request: pytest.FixtureRequest) -> Iterator[Environment]:
+    """One environment for the module that asks for it, in the module's own ``STATE_DIR`` on its
+    own ``BASE_PORT`` (each module names both, with its own env-var overrides), stopped when the
+    module ends."""
+    e = Environment(request.module.STATE_DIR, base_port=request.module.BASE_PORT)
+    try:
+        e.start()
+        yield e
+    finally:
+        e.stop()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +51,6 @@ ALARM: dict[str, Any] = {"fault": "memory-alarm", "fault_s": 9.0, "rate": 20.0, 
 CUT: dict[str, Any] = {"fault": "connection-cut", "fault_s": 2.0}
 #: a consumer slower than the publisher keeps a backlog in its prefetch when the queue is deleted
 QUEUE_DELETE: dict[str, Any] = {"fault": "queue-delete", "fault_s": 2.0, "work_s": 0.005}
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[Environment]:
-    e = Environment(STATE_DIR, base_port=BASE_PORT)
-    try:
-        e.start()
-        yield e
-    finally:
-        e.stop()
 
 
 def _run(env: Environment, tmp_path: Path, client: str, cell: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,16 +175,6 @@ def fired_rules(doc: dict[str, Any]) -> set[str]:
         elif " exited at " in reason:  # the old checker's crash sentence
             fired.add("gave_up")
     return fired
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[Environment]:
-    e = Environment(STATE_DIR, base_port=BASE_PORT)
-    try:
-        e.start()
-        yield e
-    finally:
-        e.stop()
 
 
 @pytest.mark.parametrize("name", list(CASES))
