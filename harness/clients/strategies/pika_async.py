@@ -95,19 +95,25 @@ class _Client:
     def _on_open_error(self, _conn: Any, exc: BaseException) -> None:
         """A refused attempt (broker still down): nothing was lost; try again after the delay."""
         self.conn = None
-        if self.closing:
-            self.ioloop.stop()
-        else:
-            self.ioloop.call_later(self.delay, self.connect)
+        self.reconnect_later()
 
     def _on_close(self, _conn: Any, reason: BaseException) -> None:
         self.channel = None
         self.conn = None
         self.lost(reason)
+        self.reconnect_later()
+
+    def reconnect_later(self) -> None:
+        """With no connection left: stop the loop if we are closing, else connect again after
+        :meth:`retry_delay`."""
         if self.closing:
             self.ioloop.stop()
         else:
-            self.ioloop.call_later(self.delay, self.connect)
+            self.ioloop.call_later(self.retry_delay(), self.connect)
+
+    def retry_delay(self) -> float:
+        """Seconds before the next connection attempt: ``retry_delay_s``, always."""
+        return self.delay
 
     def _on_channel(self, channel: Channel) -> None:
         self.channel = channel

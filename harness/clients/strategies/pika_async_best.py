@@ -79,25 +79,16 @@ class _Best(pika_async._Client):
         self.arm_setup()
         super()._on_open(conn)
 
-    def _on_open_error(self, _conn: Any, exc: BaseException) -> None:
-        self.conn = None
-        if self.closing:
-            self.ioloop.stop()
-        else:
-            self.ioloop.call_later(self.backoff.next(), self.connect)
+    def retry_delay(self) -> float:
+        """The back-off's next delay (reset at each connection.open-ok)."""
+        return self.backoff.next()
 
-    def _on_close(self, _conn: Any, reason: BaseException) -> None:
+    def _on_close(self, conn: Any, reason: BaseException) -> None:
         self.disarm_setup()
         if isinstance(reason, pika.exceptions.ConnectionBlockedTimeout):  # name the deadline in what we write
             reason = pika.exceptions.ConnectionBlockedTimeout(
                 f"blocked longer than blocked_connection_timeout={_p(self.ctx, 'blocked_connection_timeout')} s")
-        self.channel = None
-        self.conn = None
-        self.lost(reason)
-        if self.closing:
-            self.ioloop.stop()
-        else:
-            self.ioloop.call_later(self.backoff.next(), self.connect)
+        super()._on_close(conn, reason)
 
     # -- setup deadline ----------------------------------------------------------------------
     def arm_setup(self) -> None:
