@@ -4,28 +4,11 @@
 from __future__ import annotations
 
 import pytest
+from timing_context import ctx_of, timing_of
 
 from harness.checker.builder import HistoryBuilder, clean_run
-from harness.checker.effects import fault_windows
 from harness.checker.findings import Finding
-from harness.checker.fold import fold_events
-from harness.checker.lifecycle import scan
-from harness.checker.model import CheckOptions, Timing
-from harness.checker.rules import RuleContext
 from harness.checker.rules.not_recovered import not_recovered
-from harness.checker.timing import measure
-
-
-def ctx_of(h: HistoryBuilder, **opts: float | None) -> RuleContext:
-    """The measurements the timing rules read (fold, lifecycle, timing), without the other rules."""
-    idx = fold_events(h.events(), 30.0)
-    life = scan(idx, idx.per_proc, idx.by_proc)
-    return RuleContext(idx=idx, life=life, opts=CheckOptions(**opts),  # type: ignore[arg-type]
-                       queue=None, timing=measure(idx, life), faults=fault_windows(idx))  # type: ignore[arg-type]
-
-
-def timing_of(h: HistoryBuilder) -> Timing:
-    return ctx_of(h).timing
 
 
 def findings(h: HistoryBuilder, **opts: float | None) -> list[Finding]:
