@@ -69,6 +69,12 @@ class ClientConfig(BaseModel):
                           "slower than the publish rate builds the backlog a fault then finds in the queue")
     grace_s: float = 5.0
     params: dict[str, Any] = Field(default_factory=dict, description="strategy knobs")
+    queue_type: Literal["classic", "quorum", "stream"] = Field(
+        "classic", description="the queue's x-queue-type: declare it with exactly this argument "
+        "(a redeclare with other arguments is refused by the broker: PRECONDITION_FAILED)")
+    amqp_urls: list[str] = Field(default_factory=list, description="every broker node's URL through "
+                                 "its own proxy (a cluster run), amqp_url first; empty on one node. "
+                                 "A client that fails over connects to the next one when one fails")
 
     @property
     def connection_name(self) -> str:

@@ -34,6 +34,9 @@ class RunSpec:
     #: the scenario's expectations, as the checker's CheckOptions fields (e.g. {"max_block_s": 5,
     #: "max_stall_s": 10}); recorded in results
     check_options: dict[str, Any] = field(default_factory=dict)
+    #: the run queue's type (x-queue-type): "classic" or "quorum" (or "stream" where a strategy
+    #: supports it); told to clients in ClientConfig.queue_type, recorded in results
+    queue_type: str = "classic"
 
     def publish_timeout_s(self, fault_phase_s: float) -> float:
         """How long the publisher may take in all before the harness stops it: warmup, the
