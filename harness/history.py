@@ -9,6 +9,7 @@ Event fields (all events):
     wall   float  Unix time, for humans and for joining broker logs
     pid    int    OS process id of the writer
     proc   str    logical process name, e.g. "publisher-0", "consumer-0", "nemesis", "drain"
+                  (``conn.node``: the client it is about, though the harness writes it)
     role   str    "publisher" | "consumer" | "nemesis" | "drain" | "harness"
     kind   str    one of KINDS below
     id     str    message id (message events only)
@@ -53,7 +54,7 @@ KINDS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "ack": (frozenset({"consumer"}), ("id",)),
     "consume.cancelled": (frozenset({"consumer"}), ()),  # optional: reason (the broker's basic.cancel cause)
     # connection (any client role)
-    "conn.open": (frozenset({"publisher", "consumer"}), ()),
+    "conn.open": (frozenset({"publisher", "consumer"}), ()),  # optional: port (int, the port it reached)
     "conn.lost": (frozenset({"publisher", "consumer"}), ("error",)),
     "conn.blocked": (frozenset({"publisher", "consumer"}), ()),
     "conn.unblocked": (frozenset({"publisher", "consumer"}), ()),
@@ -79,6 +80,19 @@ KINDS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "run.end": (frozenset({"harness"}), ()),
     # the harness samples the queue through the management API during the run (liveness)
     "queue.sample": (frozenset({"harness"}), ("messages_ready", "messages_unacked", "consumers")),
+    # the harness saw (management API) a client's connection on another broker node than before:
+    # ``proc`` is the *client* (e.g. "consumer-0"), not the writer; node = the Erlang node name,
+    # or null when that client has no connection any more. A cluster run's per-node timeline.
+    "conn.node": (frozenset({"harness"}), ("node",)),
+}
+
+#: fields whose type is fixed, per kind, checked when present (required or optional):
+#: field -> (the types allowed, what the problem says). ``bool`` is no ``int`` here (JSON tells
+#: them apart; a port of ``true`` is a bug in the writer).
+TYPED: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
+    "conn.open": {"port": ((int,), "an integer")},
+    "conn.node": {"proc": ((str,), "a string (the client's proc)"),
+                  "node": ((str, type(None)), "a string (an Erlang node name) or null")},
 }
 
 BASE_FIELDS = ("t", "wall", "pid", "proc", "role", "kind")
@@ -105,6 +119,9 @@ def validate_event(event: Any) -> list[str]:
         problems.append("t and wall must be numbers (seconds)")
     if "id" in event and not isinstance(event["id"], str):
         problems.append("id must be a string")
+    for name, (types, what) in TYPED.get(kind, {}).items():
+        if name in event and type(event[name]) not in types:
+            problems.append(f"{kind} {name} must be {what}, not {event[name]!r:.60}")
     return problems
 
 
@@ -238,17 +255,20 @@ def _valid_type() -> Any:
     """What :func:`validate_event` accepts, as a msgspec type (a list of events, one struct per
     kind, told apart by ``kind``): ``msgspec.convert`` then checks a block of decoded events in
     one C pass -- each known kind; a role it allows; every base and kind field present; ``t``,
-    ``wall`` numbers; ``id`` a string where present. It is a little stricter (``true`` is no
+    ``wall`` numbers; ``id`` a string where present; the :data:`TYPED` fields of their types
+    where present. It is a little stricter (``true`` is no
     number to it), never laxer: what it refuses goes to :func:`validate_event`, which has the
     last word."""
     number = int | float
     structs: list[type] = []
     for kind, (roles, required) in KINDS.items():
-        fields: list[Any] = [("t", number), ("wall", number), ("pid", Any), ("proc", Any),
+        typed = {f: cast(Any, Union)[types] for f, (types, _) in TYPED.get(kind, {}).items()}
+        fields: list[Any] = [("t", number), ("wall", number), ("pid", Any), ("proc", typed.pop("proc", Any)),
                              ("role", cast(Any, Literal)[tuple(sorted(roles))])]
-        fields += [(f, str if f == "id" else Any) for f in required]
+        fields += [(f, str if f == "id" else typed.pop(f, Any)) for f in required]
         if "id" not in required:
             fields.append(("id", str | msgspec.UnsetType, msgspec.UNSET))
+        fields += [(f, tp | msgspec.UnsetType, msgspec.UNSET) for f, tp in typed.items()]
         structs.append(msgspec.defstruct(f"_Valid{len(structs)}", fields, tag=kind, tag_field="kind", gc=False))
     return cast(Any, list)[cast(Any, Union)[tuple(structs)]]
 

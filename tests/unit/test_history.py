@@ -48,3 +48,38 @@ def test_torn_last_line_and_invalid_events_are_problems_not_crashes(tmp_path):
     assert len(problems) == 2
     assert "unknown kind 'bogus'" in problems[0]
     assert "unparseable line" in problems[1]
+
+
+def _events_file(tmp_path, *events):
+    p = tmp_path / "h.jsonl"
+    p.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return read_events(p)
+
+
+def test_conn_node_is_a_harness_event_naming_the_client_and_its_node(tmp_path):
+    good = ev(kind="conn.node", role="harness", proc="consumer-0", node="rabbit-1@localhost")
+    del good["id"]
+    gone = {**good, "node": None}
+    assert validate_event(good) == []
+    assert validate_event(gone) == []  # null: that client has no connection any more
+    assert validate_event({**good, "role": "consumer"}) == ["kind 'conn.node' cannot be written by role 'consumer'"]
+    assert validate_event({k: v for k, v in good.items() if k != "node"}) == ["conn.node event missing field 'node'"]
+    assert validate_event({**good, "node": 3}) == ["conn.node node must be a string (an Erlang node name) or null, not 3"]
+    assert validate_event({**good, "proc": ["x"]}) == ["conn.node proc must be a string (the client's proc), not ['x']"]
+    # the block reader (msgspec) and the event-by-event check agree
+    events, problems = _events_file(tmp_path, good, gone, {**good, "node": 3}, {**good, "node": True})
+    assert [e["node"] for e in events] == ["rabbit-1@localhost", None]
+    assert len(problems) == 2 and all("node must be" in p for p in problems)
+
+
+def test_conn_open_may_carry_the_port_it_reached_as_an_integer(tmp_path):
+    opened = ev(kind="conn.open", proc="consumer-0", role="consumer")
+    del opened["id"]
+    assert validate_event(opened) == []
+    assert validate_event({**opened, "port": 5673}) == []
+    assert validate_event({**opened, "port": "5673"}) == ["conn.open port must be an integer, not '5673'"]
+    assert validate_event({**opened, "port": True}) == ["conn.open port must be an integer, not True"]
+    events, problems = _events_file(tmp_path, opened, {**opened, "port": 5673}, {**opened, "port": 1.5},
+                                    {**opened, "port": False})
+    assert [e.get("port") for e in events] == [None, 5673]
+    assert len(problems) == 2
