@@ -64,7 +64,8 @@ def test_conn_node_is_a_harness_event_naming_the_client_and_its_node(tmp_path):
     assert validate_event(gone) == []  # null: that client has no connection any more
     assert validate_event({**good, "role": "consumer"}) == ["kind 'conn.node' cannot be written by role 'consumer'"]
     assert validate_event({k: v for k, v in good.items() if k != "node"}) == ["conn.node event missing field 'node'"]
-    assert validate_event({**good, "node": 3}) == ["conn.node node must be a string (an Erlang node name) or null, not 3"]
+    assert validate_event({**good, "node": 3}) == [
+        "conn.node node must be a string (an Erlang node name) or null, not 3"]
     assert validate_event({**good, "proc": ["x"]}) == ["conn.node proc must be a string (the client's proc), not ['x']"]
     # the block reader (msgspec) and the event-by-event check agree
     events, problems = _events_file(tmp_path, good, gone, {**good, "node": 3}, {**good, "node": True})
