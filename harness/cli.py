@@ -537,20 +537,14 @@ def bench_matrix(
     """A finished matrix's time: wall, jobs, the sum of its cells' fault timelines and wall ÷
     timelines (harness.run.parallel.matrix_timing). A matrix from before matrix.json recorded
     its wall time is counted as serial (wall = the sum of its cells' walls, "estimated")."""
-    from harness.run.parallel import matrix_timing
+    from harness.bench.matrix import matrix_bench
 
     try:
-        meta = json.loads((path / "matrix.json").read_text())
-        docs = [json.loads((path / run / "results.json").read_text()) for run in meta.get("runs", [])]
-    except (OSError, ValueError) as exc:
-        _fail(ChaosError(f"{path} is not a finished matrix directory ({exc})",
-                         "give reports/<matrix-id> (it holds matrix.json), or run `rabbit-chaos matrix` first"))
+        doc = matrix_bench(path)
+    except ChaosError as exc:
+        _fail(exc)
         return
-    recorded = meta.get("timing") or {}
-    wall = recorded.get("wall_s")
-    timing = matrix_timing(docs, float(wall) if wall else sum(float((d.get("timing") or {}).get("wall_s") or 0)
-                                                               for d in docs), int(recorded.get("jobs") or 1))
-    _emit({"bench": "matrix", "matrix": meta.get("matrix_id"), **timing, "estimated": not wall})
+    _emit(doc)
 
 
 @bench_app.command("checker")
@@ -563,7 +557,7 @@ def bench_checker(
 ) -> None:
     """Checker throughput: events/s on an N-event history, and t(2N)/t(N) over the quiet rounds.
     Goal: >= 1 M/s, <= 2.1; `goal_verdict` is unknown when the box was too loud to judge."""
-    from harness.checker.bench import bench
+    from harness.bench.checker import bench
 
     try:
         result = bench(events, rounds=rounds, repeat=repeat, max_rounds=max_rounds)
@@ -578,8 +572,8 @@ def bench_proxy(
     state_dir: StateDir = None, base_port: BasePort = None,
 ) -> None:
     """Proxy transparency: AMQP confirmed publish and bulk TCP through the proxy ÷ direct, one run."""
+    from harness.bench.proxy import bench_amqp, bench_tcp
     from harness.env.environment import Environment
-    from harness.proxy.bench import bench_amqp, bench_tcp
 
     try:
         with Environment(state_dir, base_port) as env:
@@ -598,7 +592,7 @@ def bench_soak(
     seconds: Annotated[float, typer.Option(help="how long to add/remove toxics under traffic")] = 600.0,
 ) -> None:
     """Proxy soak: toxics added and removed every second under traffic; max API latency and leaks."""
-    from harness.proxy.bench import soak
+    from harness.bench.proxy import soak
 
     _emit({"bench": "soak", **soak(seconds)})
 

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import harness.checker as checker
-from harness.checker.bench import synthetic
+from harness.bench.checker import synthetic
 from harness.checker.builder import HistoryBuilder, clean_run
 from harness.checker.fold import fold_events
 from harness.history import Event

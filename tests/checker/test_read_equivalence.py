@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness import history
-from harness.checker.bench import synthetic
+from harness.bench.checker import synthetic
 from harness.checker.builder import clean_run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker.bench import FLOOR_BAND, GOAL_RATIO_2N_N, bench, judge_ratio, measure, synthetic
+from harness.bench.checker import FLOOR_BAND, GOAL_RATIO_2N_N, bench, judge_ratio, measure, synthetic
 from harness.history import write_history
 
 

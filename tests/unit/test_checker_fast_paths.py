@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.bench.checker import synthetic
 from harness.checker import check
-from harness.checker.bench import synthetic
 from harness.checker.builder import HistoryBuilder, clean_run
 from harness.history import Event, merge, read_events
 

@@ -1,4 +1,4 @@
-"""Checker throughput: ``python -m harness.checker.bench [n_events]`` (or ``rabbit-chaos bench checker``).
+"""Checker throughput: ``python -m harness.bench.checker [n_events]`` (or ``rabbit-chaos bench checker``).
 
 :func:`synthetic` makes a realistic history (2 publishers, 2 consumers, confirmed publishes,
 deliver + ack, queue samples every 0.5 s, a connection fault in the middle with publish.info,
@@ -182,8 +182,8 @@ def _floor(events: list[Event], repeat: int) -> float:
 
 
 def _measure_fresh(path: Path, repeat: int) -> dict[str, Any]:
-    """:func:`measure` in a new interpreter (``python -m harness.checker.bench --measure``)."""
-    cmd = [sys.executable, "-m", "harness.checker.bench", "--measure", str(path), "--repeat", str(repeat)]
+    """:func:`measure` in a new interpreter (``python -m harness.bench.checker --measure``)."""
+    cmd = [sys.executable, "-m", "harness.bench.checker", "--measure", str(path), "--repeat", str(repeat)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"checker bench child failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

@@ -5,7 +5,7 @@ Functions only; the CLI (``rabbit-chaos bench proxy``) wires them in. Each start
 The goal set in DESIGN.md: AMQP confirmed-publish throughput through the proxy / direct >= 0.95
 (real Toxiproxy 2.12 measured 0.87-0.92 on the same machine kind) -- for a publisher that keeps a
 window of confirms in flight; the one-confirm-at-a-time ratio is reported too, as the proxy's
-added round-trip latency (see bench_amqp.py for why the two differ).
+added round-trip latency (see proxy_amqp.py for why the two differ).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.bench.proxy_amqp import publish_sync, publish_window
 from harness.env.toxiproxy import ToxiproxyClient, find_or_start_server
-from harness.proxy.bench_amqp import publish_sync, publish_window
 
 BLOCK = 1024 * 1024
 
@@ -139,7 +139,7 @@ def bench_tcp(seconds: float = 5.0, url: str | None = None) -> dict[str, Any]:
 def bench_amqp(amqp_host: str, amqp_port: int, seconds: float = 10.0, url: str | None = None,
                window: int = 64) -> dict[str, Any]:
     """pika publishing with confirms, direct vs through the proxy, two ways (see
-    :mod:`harness.proxy.bench_amqp`): ``window`` (``window`` publishes in flight: throughput, the
+    :mod:`harness.bench.proxy_amqp`): ``window`` (``window`` publishes in flight: throughput, the
     goal's ratio) and ``sync`` (one confirm at a time: the proxy's added round-trip latency).
     Short rounds alternate the paths and the modes; each ratio is the median of per-round
     ratios, so a neighbour's CPU burst skews one round, not all.
