@@ -82,6 +82,9 @@ class FaultContext:
     vhost: str
     queue: str
     run_id: str
+    #: the run queue's type (x-queue-type): a fault that re-declares the queue (queue-delete's
+    #: heal) declares it as the run did, or every client's redeclare is refused (406)
+    queue_type: str = "classic"
     #: set when the run's clients live in their own network namespace (kernel faults)
     kernel: KernelLink | None = None
     #: every effect recorded through :meth:`effect`, in order (tests and the engine read it)
