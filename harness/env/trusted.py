@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pika
 
+from harness.clients.strategies._common import queue_arguments
 from harness.history import HistoryWriter
 
 
@@ -20,10 +21,13 @@ def _connect(url: str, name: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(params)
 
 
-def declare_queue(url: str, queue: str, name: str) -> None:
+def declare_queue(url: str, queue: str, name: str, queue_type: str = "classic") -> None:
+    """Declare the run's queue, durable, of ``queue_type`` (classic, quorum): with the same
+    arguments every client declares it with (:func:`queue_arguments`), so no redeclare is ever
+    refused with PRECONDITION_FAILED."""
     conn = _connect(url, name)
     try:
-        conn.channel().queue_declare(queue, durable=True)
+        conn.channel().queue_declare(queue, durable=True, arguments=queue_arguments(queue_type))
     finally:
         conn.close()
 

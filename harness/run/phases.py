@@ -168,13 +168,13 @@ def setup(run: Run) -> None:
     tp, broker = env.toxiproxy, env.broker
     run.phase("setup", run_id=run.run_id, seed=run.seed)
     broker.mgmt.create_vhost(run.vhost, broker.user)
-    trusted.declare_queue(run.direct_url, QUEUE, f"{run.run_id}/harness")
+    trusted.declare_queue(run.direct_url, QUEUE, f"{run.run_id}/harness", spec.queue_type)
     for i, role in enumerate(("publisher", "consumer")):
         name = f"{run.run_id}-{role}"
         tp.create_proxy(name, listen=env.proxy_listen(i), upstream=broker.proxy_upstream)
         run.proxies[role] = name
     run.ctx = ctx = FaultContext(broker=broker, toxiproxy=tp, proxies=run.proxies, vhost=run.vhost, queue=QUEUE,
-                                 run_id=run.run_id)
+                                 run_id=run.run_id, queue_type=spec.queue_type)
     ports = {role: env.client_port(tp.proxy(name)["listen"]) for role, name in run.proxies.items()}
     prefix: list[str] = []
     if any("kernel" in w.fault.needs for w in run.timeline.windows):
@@ -188,6 +188,7 @@ def setup(run: Run) -> None:
             amqp_url=broker.amqp_url(run.vhost, host="127.0.0.1", port=int(ports[role])), queue=QUEUE,
             history=str(run.hist_dir / f"{role}-0.jsonl"), count=spec.count, rate=spec.rate,
             id_prefix="p0-", grace_s=spec.grace_s, work_s=spec.work_s, params=spec.params,
+            queue_type=spec.queue_type,  # type: ignore[arg-type]  # validated up front (harness.config)
         )
         cmd = prefix + (run.command or strategy_command(spec.client))
         run.clients.append(ClientProcess(cfg, cmd, run.run_dir, run.harness, env.client_record))

@@ -316,7 +316,7 @@ def test_force_close_spares_the_harness_and_other_vhosts(target, closed):
 def test_queue_delete_deletes_the_runs_queue(monkeypatch):
     from harness.faults.catalogue import broker_admin
 
-    declared: list[tuple[str, str, str]] = []
+    declared: list[tuple[str, str, str, str]] = []
     monkeypatch.setattr(broker_admin.trusted, "declare_queue", lambda *a: declared.append(a))
     b = FakeBroker()
     f = parse("queue-delete")
@@ -324,7 +324,13 @@ def test_queue_delete_deletes_the_runs_queue(monkeypatch):
     f.heal(ctx(b))
     f.heal(ctx(b))
     assert b.mgmt.deleted == [("rc-run", "rabbit-chaos.q")]
-    assert declared == [("amqp://guest:guest@127.0.0.1:1/rc-run", "rabbit-chaos.q", "run/harness")] * 2
+    assert declared == [("amqp://guest:guest@127.0.0.1:1/rc-run", "rabbit-chaos.q", "run/harness", "classic")] * 2
+    # a quorum run's queue comes back a quorum queue: the clients' redeclares (x-queue-type) agree
+    declared.clear()
+    quorum = ctx(b)
+    quorum.queue_type = "quorum"
+    f.heal(quorum)
+    assert declared == [("amqp://guest:guest@127.0.0.1:1/rc-run", "rabbit-chaos.q", "run/harness", "quorum")]
 
 
 def test_alarms_set_and_restore_once_each_in_one_eval_that_reads_the_alarms():

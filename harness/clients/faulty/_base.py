@@ -44,7 +44,7 @@ def with_confirming_channel(ctx: ClientContext, body: Callable[[BlockingChannel,
 
     try:
         channel = conn.channel()
-        _pika.declare(channel, ctx.cfg.queue)
+        _pika.declare(channel, ctx.cfg)
         channel.confirm_delivery()
         body(channel, publish)
     except (pika.exceptions.AMQPError, OSError) as exc:

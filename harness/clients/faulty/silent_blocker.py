@@ -58,7 +58,7 @@ def _open(ctx: ClientContext) -> tuple[pika.BlockingConnection, BlockingChannel]
     ctx.event("conn.open")
     try:
         channel = conn.channel()
-        _pika.declare(channel, ctx.cfg.queue)
+        _pika.declare(channel, ctx.cfg)
         channel.confirm_delivery()
     except BaseException:
         _pika.close_quietly(conn)

@@ -36,7 +36,7 @@ import aiormq.exceptions
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
-from harness.clients.strategies._common import LossTracker, describe, record_delivery, work_async
+from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
 
 #: aio-pika's defaults: channels confirm publishes; heartbeat as the broker proposes (60);
 #: robust connections retry every 5 s. publish_timeout_s bounds a publish that hangs while the
@@ -196,7 +196,7 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
         channel = await conn.channel(publisher_confirms=confirms)
         watch = await watch_channel(ctx, channel)
         try:
-            await channel.declare_queue(ctx.cfg.queue, durable=True)
+            await channel.declare_queue(ctx.cfg.queue, durable=True, arguments=queue_arguments(ctx.cfg))
         except aiormq.exceptions.ChannelClosed as exc:
             watch.report(exc)
             raise
@@ -282,7 +282,7 @@ async def _start_consuming(ctx: ClientContext, channel: aio_pika.abc.AbstractCha
     with nothing else holding the queue, a forced close leaves the client connected with no consumer.
     Fixed versions keep them, so this is the same code on every version (``--client NAME@VERSION``)."""
     try:
-        queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+        queue = await channel.declare_queue(ctx.cfg.queue, durable=True, arguments=queue_arguments(ctx.cfg))
     except aiormq.exceptions.ChannelClosed as exc:
         watch.report(exc)
         raise

@@ -32,7 +32,7 @@ import aioamqp.protocol
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
-from harness.clients.strategies._common import LossTracker, describe, record_delivery, work_async
+from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
 
 #: heartbeat as RabbitMQ proposes (aioamqp's own default is to accept the server's value);
 #: confirms and persistence on; publish_timeout_s bounds a confirm that never comes. It is 5 s,
@@ -87,7 +87,7 @@ class Session:
         self.tracker.opened()
         self.channel = await self.protocol.channel(return_callback=on_return)
         self.channel.add_cancellation_callback(self._on_cancel)
-        await self.channel.queue_declare(self.ctx.cfg.queue, durable=True)
+        await self.channel.queue_declare(self.ctx.cfg.queue, durable=True, arguments=queue_arguments(self.ctx.cfg))
         if confirm:
             await self.channel.confirm_select()
         return self

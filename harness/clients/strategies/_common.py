@@ -10,8 +10,85 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
-from harness.clients.protocol import ClientContext
+from harness.clients.protocol import ClientConfig, ClientContext
+
+
+def queue_arguments(cfg: ClientConfig | str) -> dict[str, Any]:
+    """The ``arguments`` of every queue.declare of the run's queue: the harness's own declare and
+    every strategy's (re)declare go through here, so they always agree. A redeclare whose
+    arguments differ from the queue's is refused with 406 PRECONDITION_FAILED ("inequivalent arg
+    'x-queue-type'"), which a recovering client would meet at every reconnect.
+
+    A classic run declares no arguments at all, exactly as before queue types existed: a user's
+    client written to the protocol's "durable, no arguments" still redeclares it cleanly, and
+    the default matrix runs byte-for-byte as it did. A quorum (or stream) queue must name its
+    type (``x-queue-type``), and is always durable, never exclusive or auto-delete (the broker
+    refuses those for quorum queues).
+
+    ``cfg``: the client's config, or the queue type itself (the harness's trusted declare, which
+    has no client config)."""
+    queue_type = cfg if isinstance(cfg, str) else cfg.queue_type
+    if queue_type == "classic":
+        return {}
+    return {"x-queue-type": queue_type}
+
+
+def failover_urls(cfg: ClientConfig) -> list[str]:
+    """The URLs a failing-over client cycles through: every node's (``amqp_urls``, ``amqp_url``
+    first) on a cluster run, else just ``amqp_url``."""
+    return list(cfg.amqp_urls) if len(cfg.amqp_urls) > 1 else [cfg.amqp_url]
+
+
+def url_port(url: str) -> int | None:
+    """The port a URL names (the node's proxy on a cluster run), for ``conn.open``'s ``port``."""
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+class Nodes:
+    """Which broker node a failing-over client connects to next.
+
+    On one node this is inert (``current`` is always ``amqp_url``, :meth:`failed` changes
+    nothing), so a best-practice strategy behaves exactly as it did before clusters. On a
+    cluster, :meth:`failed` moves to the next node after a connection to the current one was
+    lost or refused: a client whose node was killed, cut or partitioned away reconnects to a
+    node that can serve it instead of waiting for its own to come back."""
+
+    def __init__(self, cfg: ClientConfig) -> None:
+        self.urls = failover_urls(cfg)
+        self.index = 0
+
+    @property
+    def cluster(self) -> bool:
+        """More than one node to choose from."""
+        return len(self.urls) > 1
+
+    @property
+    def current(self) -> str:
+        return self.urls[self.index]
+
+    def failed(self) -> str:
+        """The current node failed us: move to the next one (round robin). Returns the new URL."""
+        self.index = (self.index + 1) % len(self.urls)
+        return self.current
+
+    def in_turn(self) -> list[str]:
+        """Every URL, starting at the current one (a library that tries a list in order, like
+        pika's ``BlockingConnection([...])``, then starts where the rotation is)."""
+        return self.urls[self.index:] + self.urls[:self.index]
+
+    def use(self, url: str) -> None:
+        """The library connected to ``url`` (it tried a list): continue the rotation from there."""
+        if url in self.urls:
+            self.index = self.urls.index(url)
+
+    def port(self) -> int | None:
+        """The current URL's port, for ``conn.open``."""
+        return url_port(self.current)
 
 
 def describe(exc: BaseException) -> str:
@@ -126,9 +203,13 @@ class LossTracker:
             self.down = True
         return new
 
-    def opened(self) -> None:
+    def opened(self, port: int | None = None) -> None:
+        """``conn.open``; ``port``: the port the connection reached (which node, on a cluster)."""
         self.down = False
-        self.ctx.event("conn.open")
+        if port is None:
+            self.ctx.event("conn.open")
+        else:
+            self.ctx.event("conn.open", port=port)
 
 
 def reconnect_loop(ctx: ClientContext, connect: Callable[[], Any], delay_s: float,

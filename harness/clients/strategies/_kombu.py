@@ -31,7 +31,7 @@ import kombu
 from kombu import Connection, Producer, Queue
 
 from harness.clients.protocol import ClientContext
-from harness.clients.strategies._common import LossTracker, Outbox, describe, record_delivery
+from harness.clients.strategies._common import LossTracker, Outbox, describe, queue_arguments, record_delivery
 
 #: knobs shared by the kombu strategies. heartbeat: kombu's own default is 0 (off); 60 is what
 #: RabbitMQ proposes and what the drain-loop pattern exists to service. The retry policy values
@@ -80,8 +80,9 @@ def error_text(ctx: ClientContext, exc: BaseException) -> str:
 
 
 def queue(ctx: ClientContext) -> Queue:
-    """The run's queue as the harness declares it (durable, no arguments), on the default exchange."""
-    return Queue(ctx.cfg.queue, durable=True, routing_key=ctx.cfg.queue)
+    """The run's queue as the harness declares it (durable, the run's queue type), on the default
+    exchange."""
+    return Queue(ctx.cfg.queue, durable=True, routing_key=ctx.cfg.queue, queue_arguments=queue_arguments(ctx.cfg))
 
 
 def retry_policy(ctx: ClientContext) -> dict[str, Any]:

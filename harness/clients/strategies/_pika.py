@@ -28,10 +28,11 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from harness.clients.protocol import ClientContext
+from harness.clients.protocol import ClientConfig, ClientContext
 from harness.clients.strategies._common import (
     Outbox,
     describe,
+    queue_arguments,
     reconnect_loop,
     record_delivery,
     sleep_unless_stopping,
@@ -103,10 +104,11 @@ def notice(ctx: ClientContext, exc: BaseException, defaults: Mapping[str, Any] =
         ctx.event("conn.lost", error=error_text(ctx, exc, defaults))
 
 
-def declare(channel: BlockingChannel, queue: str) -> None:
-    """Declare the run's queue exactly as the harness does (durable, no arguments): any other
-    arguments would make the broker refuse the declare with PRECONDITION_FAILED."""
-    channel.queue_declare(queue=queue, durable=True)
+def declare(channel: BlockingChannel, cfg: ClientConfig) -> None:
+    """Declare the run's queue exactly as the harness does (durable, the run's queue type through
+    :func:`queue_arguments`): other arguments would make the broker refuse the declare with
+    PRECONDITION_FAILED."""
+    channel.queue_declare(queue=cfg.queue, durable=True, arguments=queue_arguments(cfg))
 
 
 def close_quietly(conn: pika.BlockingConnection | None) -> None:
@@ -133,7 +135,7 @@ def start_consumer(ctx: ClientContext, conn: pika.BlockingConnection,
     channel = conn.channel()
     channel.add_on_cancel_callback(lambda frame: ctx.consume_cancelled(cancel_reason(frame)))
     channel.basic_qos(prefetch_count=int(ctx.cfg.param("prefetch", 100)))
-    declare(channel, ctx.cfg.queue)
+    declare(channel, ctx.cfg)
     channel.basic_consume(queue=ctx.cfg.queue, on_message_callback=on_message or acking_callback(ctx),
                           auto_ack=False)
     return channel
@@ -168,7 +170,7 @@ def _open_publishing(ctx: ClientContext, confirm: bool) -> tuple[pika.BlockingCo
     conn = connect(ctx)
     try:
         channel = conn.channel()
-        declare(channel, ctx.cfg.queue)
+        declare(channel, ctx.cfg)
         if confirm:
             channel.confirm_delivery()
     except BaseException:

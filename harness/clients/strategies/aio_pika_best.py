@@ -40,7 +40,7 @@ import aiormq.exceptions
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aio_pika
-from harness.clients.strategies._common import LossTracker, describe, record_delivery, work_async
+from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
 
 NAME = "aio-pika-best"
 LIBRARY = "aio-pika"
@@ -147,7 +147,7 @@ async def _open_publisher(ctx: ClientContext, tracker: LossTracker
     # PublishError; without it aio-pika hands the returned message back as the publish result
     channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
     watch = await _aio_pika.watch_channel(ctx, channel)
-    await channel.declare_queue(ctx.cfg.queue, durable=True)
+    await channel.declare_queue(ctx.cfg.queue, durable=True, arguments=queue_arguments(ctx.cfg))
     return conn, channel, watch
 
 
@@ -235,7 +235,7 @@ async def _subscribe(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection, 
     channel = await conn.channel()
     await _aio_pika.watch_channel(ctx, channel)
     await channel.set_qos(prefetch_count=int(_param(ctx, "prefetch")))
-    queue = await channel.declare_queue(ctx.cfg.queue, durable=True)
+    queue = await channel.declare_queue(ctx.cfg.queue, durable=True, arguments=queue_arguments(ctx.cfg))
     tags = _aio.DeliveryTags()
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:

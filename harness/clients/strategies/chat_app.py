@@ -32,7 +32,7 @@ def publisher(ctx: ClientContext) -> None:
         try:
             conn = _pika.connect(ctx)
             channel = conn.channel()
-            _pika.declare(channel, ctx.cfg.queue)
+            _pika.declare(channel, ctx.cfg)
         except (pika.exceptions.AMQPError, OSError) as exc:
             # never sent: a definite failure, shown to the chat user as "not sent"
             ctx.event("publish.invoke", id=mid)

@@ -37,7 +37,7 @@ from pika.spec import Basic
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
-from harness.clients.strategies._common import Outbox, Schedule, describe, record_delivery
+from harness.clients.strategies._common import Outbox, Schedule, describe, queue_arguments, record_delivery
 
 NAME = "pika-async"
 LIBRARY = "pika"
@@ -118,7 +118,8 @@ class _Client:
     def _on_channel(self, channel: Channel) -> None:
         self.channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.queue_declare(queue=self.ctx.cfg.queue, durable=True, callback=lambda _f: self.ready(channel))
+        channel.queue_declare(queue=self.ctx.cfg.queue, durable=True, arguments=queue_arguments(self.ctx.cfg),
+                              callback=lambda _f: self.ready(channel))
 
     def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
         """A channel error (e.g. a refused declare) with the connection still up: start over

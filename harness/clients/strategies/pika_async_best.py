@@ -34,7 +34,7 @@ from pika.spec import Basic
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika, pika_async
-from harness.clients.strategies._common import body_id, describe
+from harness.clients.strategies._common import body_id, describe, queue_arguments
 from harness.clients.strategies._pika import Backoff, DeadlineExpired, abort
 
 NAME = "pika-async-best"
@@ -194,7 +194,7 @@ class Publisher(_Best, pika_async.Publisher):
             self.outbox.retry_first(*again)
             channel = self.channel
             if channel is not None and channel.is_open and not self.closing:
-                channel.queue_declare(queue=self.ctx.cfg.queue, durable=True)
+                channel.queue_declare(queue=self.ctx.cfg.queue, durable=True, arguments=queue_arguments(self.ctx.cfg))
         if not self.closing:
             self.schedule_pump(0)
         self.maybe_done()

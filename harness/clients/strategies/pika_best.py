@@ -106,7 +106,7 @@ def _reconnect(ctx: ClientContext, backoff: Backoff, setup: Any) -> Any:
 
 def _publishing_channel(ctx: ClientContext, conn: pika.BlockingConnection) -> BlockingChannel:
     channel = conn.channel()
-    _pika.declare(channel, ctx.cfg.queue)
+    _pika.declare(channel, ctx.cfg)
     channel.confirm_delivery()
     return channel
 
@@ -145,7 +145,7 @@ def publisher(ctx: ClientContext) -> None:
                 outbox.retry_first(mid)
                 try:
                     with deadline(conn, float(_p(ctx, "setup_timeout_s")), "queue.declare"):
-                        _pika.declare(channel, ctx.cfg.queue)
+                        _pika.declare(channel, ctx.cfg)
                 except CONNECTION_ERRORS as exc:
                     _pika.notice(ctx, exc, PARAMS)
                     _pika.close_within(conn)
@@ -209,7 +209,7 @@ class _Consumer:
             channel = conn.channel()
             channel.add_on_cancel_callback(lambda frame: self.ctx.consume_cancelled(_pika.cancel_reason(frame)))
             channel.basic_qos(prefetch_count=int(_p(self.ctx, "prefetch")))
-            _pika.declare(channel, self.ctx.cfg.queue)
+            _pika.declare(channel, self.ctx.cfg)
             self.next_tag = 1
             channel.basic_consume(queue=self.ctx.cfg.queue, on_message_callback=self.on_message, auto_ack=False)
 

@@ -31,7 +31,7 @@ def publisher(ctx: ClientContext) -> None:
     mid: str | None = None
     try:
         channel = conn.channel()
-        _pika.declare(channel, ctx.cfg.queue)
+        _pika.declare(channel, ctx.cfg)
         for mid in ctx.paced(ctx.ids()):
             _pika.publish_one(ctx, channel, mid, _pika.TRANSIENT, confirmed=False)
             mid = None

@@ -48,7 +48,7 @@ def publisher(ctx: ClientContext) -> None:
         mid: str | None = None
         try:
             channel = conn.channel()
-            _pika.declare(channel, ctx.cfg.queue)
+            _pika.declare(channel, ctx.cfg)
             if confirm:
                 channel.confirm_delivery()
             while (mid := outbox.next()) is not None:

@@ -65,7 +65,7 @@ class ForceClose(Fault):
         so selecting from that list silently misses young connections, and a fault that closes
         nothing would make a run pass for the wrong reason. The management API is the fallback
         for backends without rabbitmqctl (external)."""
-        if getattr(ctx.broker, "supports_ctl", False):
+        if ctx.broker.capabilities.ctl:
             out = admin(self, ctx, "ctl").ctl("eval", self.erlang(ctx.vhost, ctx.run_id))
             if not out.strip().startswith("["):
                 raise ChaosError(f"force-close: unexpected rabbitmqctl output: {out[:200]}")
@@ -131,5 +131,5 @@ class QueueDelete(Fault):
     def heal(self, ctx: FaultContext) -> None:
         # queue.declare of an existing durable queue with the same properties is a no-op: idempotent
         url = admin(self, ctx, "amqp_url").amqp_url(ctx.vhost)
-        trusted.declare_queue(url, ctx.queue, f"{ctx.run_id}/harness")
+        trusted.declare_queue(url, ctx.queue, f"{ctx.run_id}/harness", ctx.queue_type)
         ctx.effect("queue declared", observed=True)  # the broker answered queue.declare-ok
