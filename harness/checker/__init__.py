@@ -16,6 +16,8 @@ enough to be a stall or ``max_busy_s`` is set, the liveness pairing of deliverie
                stranded, unexpected, gave up, blocked, stalled, consumer
                lost, busy, ... -- liveness facts they share: liveness.py
     timeline   throughput per 100 ms bucket                              (timeline.py)
+    cluster    queue type, nodes, each client's node over time, node     (cluster.py)
+               faults; whose doing a lost confirmed message is
     verdict    fail > unknown > pass; a headline per run                 (verdict.py)
 
 Whole check: O(n) time for n events (plus O(s log n) for s queue samples), O(n) space.
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from os import PathLike
 
+from harness.checker.cluster import metrics as cluster_metrics
 from harness.checker.effects import fault_windows
 from harness.checker.fold import fold_events
 from harness.checker.integrity import assess
@@ -85,6 +88,7 @@ def _check(evs: list[Event], problems: list[str], opts: CheckOptions) -> CheckRe
         "resorted": idx.resorted,
         **ctx.metrics,
         "duration_s": idx.t_end - idx.t0,
+        **cluster_metrics(idx, life, ctx.faults, opts.queue_type, opts.nodes),
         "throughput": throughput(idx, life, opts.bucket_s),
         "clients": {p.name: {"role": p.role, "library": p.library, "strategy": p.strategy,
                              "exit_reason": p.exit_reason, "code": p.code, "expected": p.expected}

@@ -10,6 +10,10 @@ PROOF_POSITIVE = "none"  # proven by events that are there: nothing missing can 
 PROOF_HISTORY = "history"  # rests on an absence; each unreadable history line could hide one event
 PROOF_QUEUE = "queue"  # rests on "never seen": also needs the drain to have emptied the queue
 
+Owner = Literal["client", "broker", "config"]
+#: whose doing a finding is (see ``Finding.owner``)
+OWNERS: tuple[Owner, ...] = ("client", "broker", "config")
+
 
 @dataclass(slots=True)
 class Finding:
@@ -27,6 +31,11 @@ class Finding:
     ``category``: a finer name within the rule (``lost_confirmed``, ``lost_unroutable``, ...);
     :func:`harness.checker.rules.run_rules` sets ``rule`` to the registered rule's name and keeps
     a different name the finding came with here.
+    ``owner``: whose doing the anomaly is (``OWNERS``): the client under test (the default), the
+    broker (it broke a promise its queue type makes: a quorum queue lost a confirmed message under
+    a single-node fault), or the run's configuration (a classic queue's only node went down). A
+    report comparing clients must not lay the last two at a client's door; the verdict still
+    counts them (the run did lose data).
     """
 
     rule: str
@@ -37,6 +46,7 @@ class Finding:
     effect: Literal["fail", "unknown"] = "fail"
     headline: str = ""
     category: str = ""
+    owner: Owner = "client"
 
     @property
     def label(self) -> str:

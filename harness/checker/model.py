@@ -43,6 +43,12 @@ class CheckOptions:
     max_examples: int = 5
     #: example ids kept per category in ``CheckResult.examples``
     max_listed: int = 20
+    # ---- what the run was given (not expectations): whose doing a loss is depends on them ----
+    #: the run queue's type ("classic" | "quorum" | "stream"); None: not known (an older run), and
+    #: then no loss is attributed to the broker or the queue type (harness.checker.cluster)
+    queue_type: str | None = None
+    #: how many broker nodes the run had; None: not known
+    nodes: int | None = None
 
 
 class Counts(BaseModel):
@@ -57,6 +63,10 @@ class Counts(BaseModel):
     lost_confirmed: int = 0  # ... after a broker confirm
     lost_unconfirmed: int = 0  # ... after an unconfirmed publish.ok only
     lost_unroutable: int = 0  # lost ids told ok while the queue did not exist (also counted above by flag)
+    #: lost confirmed ids the broker owes: a quorum queue under single-node faults (also in lost_confirmed)
+    lost_by_broker: int = 0
+    #: lost confirmed ids told while the classic queue's only node was down (also in lost_confirmed)
+    lost_queue_node_down: int = 0
     #: in the queue (or on the way into it) when queue-delete deleted it: the fault's doing, not lost
     deleted_with_queue: int = 0
     stranded: int = 0  # published, found only by the drain

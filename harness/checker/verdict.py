@@ -13,7 +13,7 @@
 
 Reasons list what proves the failure first, then what made the history incomplete, so a crash that
 caused the loss appears next to the loss. Each finding is also returned as a dict (rule, category,
-headline, effect, count, text, proven) for results.json, and the run's headline: the first proven failing
+headline, effect, count, text, proven, owner) for results.json, and the run's headline: the first proven failing
 finding's label, else the first unknown-making finding's, else "". Complexity: O(f) over the findings.
 """
 
@@ -61,7 +61,7 @@ def combine(findings: Sequence[Finding], trust: Integrity) -> Judgement:
     for f in findings:
         ok, text = weigh(f, trust)
         rows.append({"rule": f.rule, "category": f.category or f.rule, "headline": f.label, "effect": f.effect,
-                     "count": f.count, "text": f.text, "proven": ok})
+                     "count": f.count, "text": f.text, "proven": ok, "owner": f.owner})
         if f.effect != "unknown" and ok:
             proven.append(text)
             first_fail = first_fail or f.label

@@ -41,7 +41,8 @@ def test_an_unknown_effect_finding_never_fails() -> None:
     j = combine([f], trust)
     assert j.verdict == "unknown" and j.reasons == ["not exercised: too short"] and j.headline == "not exercised"
     assert j.findings == [{"rule": "not_exercised", "category": "not_exercised", "headline": "not exercised",
-                           "effect": "unknown", "count": 1, "text": "not exercised: too short", "proven": True}]
+                           "effect": "unknown", "count": 1, "text": "not exercised: too short", "proven": True,
+                           "owner": "client"}]
     lost = Finding("lost_confirmed", 2, "lost 2 messages", PROOF_POSITIVE, headline="lost")
     j = combine([f, lost], trust)
     assert j.verdict == "fail" and j.headline == "lost"
@@ -62,7 +63,7 @@ def test_results_carry_findings_and_headline() -> None:
     assert d["headline"] == "lost"
     assert d["findings"] == [{"rule": "lost", "category": "lost_confirmed", "headline": "lost", "effect": "fail",
                               "count": 1, "text": "lost 1 message confirmed by the broker (e.g. p0-2)",
-                              "proven": True}]
+                              "proven": True, "owner": "client"}]
     clean = check(clean_run().finish().events()).to_dict()
     assert clean["headline"] == "" and clean["findings"] == []
     for key in ("stalls", "busy", "publisher_hangs", "slow_publishes", "consumption_windows_s"):

@@ -20,17 +20,33 @@ more causes apart, by when each lost id was *sent* (its ``publish.invoke``) and 
   can prevent it (they were routed: no basic.return comes), so they are not the client's loss:
   counted apart (``counts.deleted_with_queue``), taken out of ``lost``, and stated in a note.
 
+**Whose loss** (:mod:`harness.checker.cluster`), for the confirmed ones left, when the run's queue
+type is known and a node fault happened:
+
+* **lost by the broker** (``counts.lost_by_broker``, owner "broker", headline "broker lost"): a
+  quorum queue's run whose faults hit at most one node at a time, with consumers that ack. A
+  quorum queue promises to keep a confirmed message through that.
+* **lost while the classic queue's node was down** (``counts.lost_queue_node_down``, owner
+  "config", headline "lost (classic queue)"): last confirmed while a fault had the classic queue's
+  only node down. The queue type's doing: it is not replicated.
+* the rest stay the client's ``lost_confirmed``; under a classic queue's node fault their reason
+  says so (a durable classic queue keeps *persistent* messages across its node's restart).
+
+Both owed categories stay in ``lost`` and ``lost_confirmed`` (the data is gone) and fail the run.
+
 Proof: an absence, so the drain must have emptied the queue (``PROOF_QUEUE``).
 
-Cost: the queue judge's O(m) set arithmetic; the cause split only when a queue was absent and
-something was lost: one pass over the events up to the last re-declare, reading only the lost
-ids' invokes and oks (O(n) on that path).
+Cost: the queue judge's O(m) set arithmetic; on a run that lost something, the cause split when a
+queue was absent (one pass over the events up to the last re-declare, reading only the lost ids'
+invokes and oks) and the classic queue's split under a node fault (one pass up to that fault's
+end): O(n) on that path only.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from harness.checker.cluster import Attribution, attribute, may_owe
 from harness.checker.effects import queue_absent_windows
 from harness.checker.findings import PROOF_QUEUE, Finding
 from harness.checker.fold import Fold
@@ -79,18 +95,30 @@ def split_by_cause(idx: Fold, ids: set[str], absent: list[tuple[float, float | N
 
 @rule("lost", order=10)
 def lost(ctx: RuleContext) -> list[Finding]:
-    """Lost messages, split by what the application was told and, when the queue was absent, by cause."""
+    """Lost messages, split by what the application was told, by cause when the queue was absent,
+    and by owner when a node fault hit a quorum or classic queue's run."""
     ctx.counts.setdefault("lost_unroutable", 0)
+    ctx.counts.setdefault("lost_by_broker", 0)
+    ctx.counts.setdefault("lost_queue_node_down", 0)
     found = [replace(f, headline="lost") for f in ctx.queue.findings if f.rule in CATEGORIES]
     if not found:
         return []
-    absent = queue_absent_windows(ctx.idx)
-    if not absent:
-        return found
     idx = ctx.idx
+    absent = queue_absent_windows(idx)
+    owing = may_owe(ctx.faults, ctx.opts.queue_type)
+    if not absent and not owing:
+        return found
     lost_all = lost_ids(idx)
-    unroutable, deleted = split_by_cause(idx, lost_all, absent)
-    if not unroutable and not deleted:
+    unroutable: set[str] = set()
+    deleted: set[str] = set()
+    if absent:
+        unroutable, deleted = split_by_cause(idx, lost_all, absent)
+    rest = lost_all - unroutable - deleted
+    owed = Attribution()
+    if owing:
+        owed = attribute(idx, ctx.faults, ctx.opts.queue_type, {i for i in rest if idx.confirmed(i)})
+        ctx.notes.extend(owed.notes)
+    if not unroutable and not deleted and not owed.broker and not owed.queue_type and not owed.context:
         return found
     if deleted:
         _take_out_deleted(ctx, deleted)
@@ -98,11 +126,16 @@ def lost(ctx: RuleContext) -> list[Finding]:
         ctx.counts["lost_unroutable"] = len(unroutable)
         ctx.examples["lost_unroutable"] = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_listed)
     out: list[Finding] = []
-    rest = lost_all - unroutable - deleted
+    if owed.broker:
+        out.append(_broker_finding(ctx, owed))
+    rest -= owed.broker | owed.queue_type
     for category in CATEGORIES:
         ids = {i for i in rest if idx.confirmed(i) == (category == "lost_confirmed")}
         if ids:
-            out.append(lost_finding(category, len(ids), ordered_examples(ids, idx.first_invoke, ctx.opts.max_examples)))
+            f = lost_finding(category, len(ids), ordered_examples(ids, idx.first_invoke, ctx.opts.max_examples))
+            if category == "lost_confirmed" and owed.context:
+                f = replace(f, text=f"{f.text}; {owed.context}")
+            out.append(f)
     if unroutable:
         n = len(unroutable)
         ex = ordered_examples(unroutable, idx.first_invoke, ctx.opts.max_examples)
@@ -112,7 +145,41 @@ def lost(ctx: RuleContext) -> list[Finding]:
             "queue-delete had removed the queue (the broker confirms an unroutable message without mandatory): "
             f"publish with mandatory=True and handle basic.return{eg(ex, n)}",
             PROOF_QUEUE, headline="lost"))
+    if owed.queue_type:
+        out.append(_queue_type_finding(ctx, owed))
     return out
+
+
+def _broker_finding(ctx: RuleContext, owed: Attribution) -> Finding:
+    """The quorum queue's lost confirmed messages: the broker's finding (``counts.lost_by_broker``)."""
+    n = len(owed.broker)
+    ctx.counts["lost_by_broker"] = n
+    ctx.examples["lost_by_broker"] = ordered_examples(owed.broker, ctx.idx.first_invoke, ctx.opts.max_listed)
+    ex = ctx.examples["lost_by_broker"][:ctx.opts.max_examples]
+    return Finding(
+        "lost_by_broker", n,
+        f"the broker lost {plural(n, 'confirmed message')} from a quorum queue during a single-node fault "
+        f"({owed.broker_why}): a quorum queue confirms a message once a majority of its replicas has written it, "
+        f"so losing one node must not lose it. A broker finding, not the client's{eg(ex, n)}",
+        PROOF_QUEUE, headline="broker lost", owner="broker")
+
+
+def _queue_type_finding(ctx: RuleContext, owed: Attribution) -> Finding:
+    """Confirmed while the classic queue's only node was down: the queue type's doing
+    (``counts.lost_queue_node_down``), not the client's."""
+    n = len(owed.queue_type)
+    ctx.counts["lost_queue_node_down"] = n
+    ctx.examples["lost_queue_node_down"] = ordered_examples(owed.queue_type, ctx.idx.first_invoke,
+                                                            ctx.opts.max_listed)
+    ex = ctx.examples["lost_queue_node_down"][:ctx.opts.max_examples]
+    what = "; ".join(h.says(ctx.idx.t0) for h in owed.down)
+    return Finding(
+        "lost_queue_node_down", n,
+        f"lost {plural(n, 'message')} the broker confirmed while the classic queue's node was down ({what}): "
+        "a classic queue lives on one node and is not replicated, so what was confirmed into it then had no "
+        "replica to survive in. The queue type's doing, not the client's: a quorum queue keeps them"
+        f"{eg(ex, n)}",
+        PROOF_QUEUE, headline="lost (classic queue)", owner="config")
 
 
 def _take_out_deleted(ctx: RuleContext, deleted: set[str]) -> None:
