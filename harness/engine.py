@@ -161,11 +161,25 @@ def check_available(fault: Fault, env: Environment) -> None:
         if reason:
             raise FaultUnavailable(f"fault {fault.name!r} is unavailable here: {reason}",
                                    "run as root with iproute2 and iptables installed, or choose a proxy fault")
-    if "ctl" in fault.needs and not getattr(env.broker, "supports_ctl", False):
-        raise FaultUnavailable(f"fault {fault.name!r} needs rabbitmqctl on the broker's node, "
-                               f"which the {env.broker.kind} backend does not give",
-                               "use the local or compose backend for alarms and consumer-timeout")
-    if "process" in fault.needs and not env.broker.supports_process_faults:
-        raise FaultUnavailable(f"fault {fault.name!r} needs control of the broker process, "
-                               f"which the {env.broker.kind} backend does not give",
-                               "use the local or compose backend for process faults")
+    lacking = env.broker.capabilities.lacks(fault.needs)
+    if lacking:  # the first in _BACKEND_NEEDS's order: the process before the cluster (its fix differs)
+        what, fix = next(_BACKEND_NEEDS[n] for n in _BACKEND_NEEDS if n in lacking)
+        raise FaultUnavailable(f"fault {fault.name!r} needs {what}, which the {env.broker.kind} backend "
+                               f"({_shape(env)}) does not give", fix)
+
+
+#: each backend need (harness.env.backend.BACKEND_NEEDS) -> what it is, in words, and how to get it
+_BACKEND_NEEDS = {
+    "process": ("control of the broker process", "use the local or compose backend for process faults"),
+    "ctl": ("rabbitmqctl on the broker's node", "use the local or compose backend for alarms and consumer-timeout"),
+    "cluster": ("a cluster (two nodes or more)", "add --nodes 3 (a local three-node cluster)"),
+}
+
+
+def _shape(env: Environment) -> str:
+    """The backend's capabilities in a few words, for a refusal ("1 node, no process control")."""
+    caps = env.broker.capabilities
+    parts = [f"{caps.nodes} node" + ("s" if caps.nodes != 1 else "")]
+    parts += [] if caps.process else ["no process control"]
+    parts += [] if caps.ctl else ["no rabbitmqctl"]
+    return ", ".join(parts)

@@ -34,9 +34,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.history import validate_event
+
+if TYPE_CHECKING:
+    from harness.env.backend import Backend
 
 RULES: dict[str, str] = {
     "json": "every history line is a JSON object",
@@ -486,16 +489,16 @@ class ConnectionWatcher(threading.Thread):
     LOG_LINE = re.compile(r"connection <[^>]+> \((?P<peer>[^)]*?)(?: - (?P<name>[^)]*))?\): user '[^']*' "
                           r"authenticated and granted access to vhost '(?P<vhost>[^']*)'")
 
-    def __init__(self, broker: Any, interval: float = 0.2) -> None:
+    def __init__(self, broker: Backend, interval: float = 0.2) -> None:
         super().__init__(daemon=True, name="conformance-connections")
         self.mgmt, self.interval = broker.mgmt, interval
         self.halt = threading.Event()
         self.seen: dict[str, dict[str, Any]] = {}
-        log_dir = getattr(broker, "log_dir", None)
-        self.logs: dict[Path, int] = {}
-        if isinstance(log_dir, Path) and log_dir.is_dir():
-            self.logs = {p: p.stat().st_size for p in log_dir.glob("*.log")
-                         if not p.name.endswith(("_upgrade.log", "stdout.log"))}
+        self.logs: dict[Path, int] = {}  # the backend's own log files (none: external, compose)
+        for p in broker.log_files():
+            if not p.name.endswith(("_upgrade.log", "stdout.log")):
+                with contextlib.suppress(OSError):
+                    self.logs[p] = p.stat().st_size
 
     def run(self) -> None:
         while not self.halt.is_set():

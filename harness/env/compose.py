@@ -10,8 +10,11 @@ toxiproxy container on the published range 25670-25679 and forward to ``rabbitmq
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+from harness.env import procs
+from harness.env.backend import Capabilities, NodeInfo, NodeState, check_node
 from harness.env.management import Management
 from harness.errors import ChaosError, HarnessFailure
 
@@ -19,6 +22,11 @@ BROKER_CONTAINER = "rabbit-chaos-rabbitmq"
 PROXY_CONTAINER = "rabbit-chaos-toxiproxy"
 PROXY_PORTS = range(25670, 25680)
 TOXIPROXY_URL = "http://127.0.0.1:8474"
+#: the broker's Erlang node name: RabbitMQ's default ``rabbit@<hostname>``, with the hostname
+#: docker-compose.yml gives the container
+NODE = "rabbit@rabbit-chaos"
+#: Docker's container status -> the node's state (created, restarting, exited, dead: down)
+_STATES: dict[str, NodeState] = {"running": "running", "paused": "paused"}
 
 
 def docker_client() -> Any:
@@ -40,13 +48,16 @@ def docker_client() -> Any:
 
 
 class ComposeBroker:
+    """The Backend contract over the compose services: one node (the ``rabbitmq`` container),
+    process faults as Docker stop/start/kill/pause calls, rabbitmqctl through ``docker exec``,
+    and the Toxiproxy container as the proxy server (``toxiproxy_url``)."""
+
     kind = "compose"
-    supports_process_faults = True
-    supports_ctl = True  # rabbitmqctl through docker exec
+    capabilities = Capabilities(process=True, ctl=True, nodes=1)
     host = "127.0.0.1"
     amqp_port = 5672
     proxy_upstream = "rabbitmq:5672"
-    toxiproxy_url = TOXIPROXY_URL
+    toxiproxy_url: str | None = TOXIPROXY_URL
 
     def __init__(self, client: Any | None = None, user: str = "guest", password: str = "guest",
                  boot_timeout: float = 120.0) -> None:
@@ -71,6 +82,11 @@ class ComposeBroker:
         except Exception as exc:  # noqa: BLE001 - docker.errors.NotFound and friends
             raise ChaosError(f"container {name} is not there ({type(exc).__name__})",
                              "run `docker compose up -d --wait` in the project directory first") from None
+
+    def preflight(self, extra_ports: dict[str, int] | None = None) -> None:
+        """The containers are the user's (checked by start()); only our own ports must be free."""
+        if extra_ports:
+            procs.ensure_ports_free(extra_ports)
 
     def start(self) -> ComposeBroker:
         for name in (BROKER_CONTAINER, PROXY_CONTAINER):
@@ -112,39 +128,59 @@ class ComposeBroker:
         return (f"amqp://{self.user}:{self.password}@{host or self.host}:{port or self.amqp_port}/"
                 f"{quote(vhost, safe='')}")
 
+    def nodes(self) -> list[NodeInfo]:
+        """One node; its upstream is the name Toxiproxy resolves inside the compose network."""
+        return [NodeInfo(NODE, self.proxy_upstream)]
+
+    def create_vhost(self, vhost: str) -> None:
+        """A run's own vhost, labelled with its owner: the container outlives runs, so a killed
+        run's vhost is reaped by the next start."""
+        self.mgmt.create_vhost(vhost, self.user)
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.mgmt.delete_vhost(vhost)
+
     # process faults through the Docker API
-    def stop_node(self, timeout: float = 60.0) -> float:
+    def stop_node(self, node: str | None = None, timeout: float = 60.0) -> float:
+        check_node([NODE], node)
         t0 = time.monotonic()
         self._container(BROKER_CONTAINER).stop(timeout=int(timeout))
         return time.monotonic() - t0
 
-    def start_node(self, timeout: float | None = None) -> float:
+    def start_node(self, node: str | None = None, timeout: float | None = None) -> float:
+        check_node([NODE], node)
         t0 = time.monotonic()
         self._container(BROKER_CONTAINER).start()
         self.wait_ready(timeout or self.boot_timeout)
         return time.monotonic() - t0
 
-    def kill_node(self) -> None:
+    def kill_node(self, node: str | None = None) -> None:
+        check_node([NODE], node)
         self._container(BROKER_CONTAINER).kill(signal="SIGKILL")
 
-    def pause(self) -> None:
+    def pause(self, node: str | None = None) -> None:
+        check_node([NODE], node)
         self._container(BROKER_CONTAINER).pause()
         self._paused = True
 
-    def resume(self) -> None:
+    def resume(self, node: str | None = None) -> None:
+        check_node([NODE], node)
         c = self._container(BROKER_CONTAINER)
         c.reload()
         if c.status == "paused":
             c.unpause()
         self._paused = False
 
-    def beam_pid(self) -> int | None:
-        """Not a pid here: a truthy marker when the broker container runs (faults' heal checks it)."""
+    def node_state(self, node: str | None = None) -> NodeState:
+        """The container's status as Docker reports it (paused is the cgroup freezer: the
+        container's processes are stopped, as SIGSTOP stops a local node)."""
+        check_node([NODE], node)
         c = self._container(BROKER_CONTAINER)
         c.reload()
-        return 1 if c.status in ("running", "paused") else None
+        return _STATES.get(c.status, "down")
 
-    def ctl(self, *args: str, timeout: float = 30.0) -> str:
+    def ctl(self, *args: str, node: str | None = None, timeout: float = 30.0) -> str:
+        check_node([NODE], node)
         code, out = self._container(BROKER_CONTAINER).exec_run(["rabbitmqctl", *args])
         text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
         if code != 0:
@@ -153,3 +189,6 @@ class ComposeBroker:
 
     def versions(self) -> dict[str, Any]:
         return self.mgmt.versions()
+
+    def log_files(self) -> list[Path]:
+        return []  # the broker logs inside its container (``docker logs``), not to our files

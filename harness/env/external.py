@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from harness.env import procs
+from harness.env.backend import Capabilities, NodeInfo, NodeState, check_node
 from harness.env.management import Management
 from harness.errors import ChaosError, HarnessFailure
 
@@ -49,9 +52,14 @@ def redact(url: str) -> str:
 
 
 class ExternalBroker:
+    """A broker we only reach over AMQP and the management API (the Backend contract, with
+    ``capabilities`` saying so): vhosts per run through the management API, no process control
+    and no rabbitmqctl -- those operations raise HarnessFailure naming the reason, and the engine
+    refuses faults that need them before a run starts."""
+
     kind = "external"
-    supports_process_faults = False
-    supports_ctl = False
+    capabilities = Capabilities(process=False, ctl=False, nodes=1)
+    toxiproxy_url: str | None = None
 
     def __init__(self, amqp_url: str | None, management_url: str | None = None) -> None:
         amqp_url = amqp_url or os.environ.get("RABBIT_CHAOS_AMQP_URL")
@@ -72,6 +80,8 @@ class ExternalBroker:
         self.boot_s: float | None = 0.0
         #: vhosts of killed earlier runs deleted by start()
         self.reaped: list[str] = []
+        #: the node the management API names (known after start(); a guess from the host before)
+        self.node = f"rabbit@{self.host}"
 
     @property
     def proxy_upstream(self) -> str:
@@ -112,7 +122,16 @@ class ExternalBroker:
             raise ChaosError(f"user {self.user!r} is not an administrator (tags: {tags})",
                              "each run creates its own vhost: give the user the administrator tag")
         self.reaped = reap_orphans(self.mgmt)
+        try:
+            self.node = str(self.mgmt.overview().get("node") or self.node)
+        except HarnessFailure as exc:  # only the node's name is at stake: keep the guess
+            log.warning("the management API did not name the broker node: %s", exc)
         return self
+
+    def preflight(self, extra_ports: dict[str, int] | None = None) -> None:
+        """Nothing of ours runs on the broker's host; only the harness's own ports must be free."""
+        if extra_ports:
+            procs.ensure_ports_free(extra_ports)
 
     def stop(self) -> None:
         self.mgmt.close()
@@ -120,16 +139,48 @@ class ExternalBroker:
     def versions(self) -> dict[str, Any]:
         return self.mgmt.versions()
 
-    def _unavailable(self, *_: object, **__: object) -> Any:
-        from harness.errors import FaultUnavailable
+    def nodes(self) -> list[NodeInfo]:
+        """The one node we know of: the URL's host (a cluster behind a load balancer is one
+        address to us; its nodes are not ours to address)."""
+        return [NodeInfo(self.node, self.proxy_upstream)]
 
-        raise FaultUnavailable("the external backend cannot control the broker process",
-                               "use the local or compose backend for process faults")
+    def create_vhost(self, vhost: str) -> None:
+        """A run's own vhost, labelled with its owner so a killed run's vhost is reaped later."""
+        self.mgmt.create_vhost(vhost, self.user)
 
-    stop_node = start_node = kill_node = pause = resume = _unavailable
+    def delete_vhost(self, vhost: str) -> None:
+        self.mgmt.delete_vhost(vhost)
 
-    def beam_pid(self) -> int | None:
-        return None
+    def _unavailable(self, op: str, node: str | None, what: str) -> HarnessFailure:
+        """The error of an operation this backend cannot do. HarnessFailure, not a user error:
+        the engine refuses such faults up front, so reaching here is a harness bug."""
+        check_node([self.node], node)
+        return HarnessFailure(f"{op}: the external backend has no {what} (the broker is not ours to run); "
+                              "use the local or compose backend for faults that need it")
 
-    def ctl(self, *args: str, timeout: float = 30.0) -> str:
-        return self._unavailable()
+    def stop_node(self, node: str | None = None, timeout: float = 60.0) -> float:
+        raise self._unavailable("stop_node", node, "control of the broker process")
+
+    def start_node(self, node: str | None = None, timeout: float | None = None) -> float:
+        raise self._unavailable("start_node", node, "control of the broker process")
+
+    def kill_node(self, node: str | None = None) -> None:
+        raise self._unavailable("kill_node", node, "control of the broker process")
+
+    def pause(self, node: str | None = None) -> None:
+        raise self._unavailable("pause", node, "control of the broker process")
+
+    def resume(self, node: str | None = None) -> None:
+        raise self._unavailable("resume", node, "control of the broker process")
+
+    def node_state(self, node: str | None = None) -> NodeState:
+        """Unknown: we do not see the process (a broker that stopped answering is the checker's
+        finding through the clients, not ours)."""
+        check_node([self.node], node)
+        return "unknown"
+
+    def ctl(self, *args: str, node: str | None = None, timeout: float = 30.0) -> str:
+        raise self._unavailable(f"rabbitmqctl {args[0] if args else ''}".strip(), node, "rabbitmqctl")
+
+    def log_files(self) -> list[Path]:
+        return []  # the broker's logs are on its own host

@@ -19,9 +19,10 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
+    from harness.env.backend import Backend
     from harness.env.netns import ClientNetns
     from harness.env.toxiproxy import ToxiproxyClient
 
@@ -36,19 +37,6 @@ Scope = Literal["run", "broker"]
 #: the hold of a fault whose class does not say otherwise (seconds): long enough for a client
 #: to notice a loud fault (a close, a reset, a refusal) and retry, short enough to keep runs short
 DEFAULT_HOLD_S = 4.0
-
-
-class Broker(Protocol):
-    """The broker operations process faults need (see harness.env.local.LocalBroker)."""
-
-    supports_process_faults: bool
-
-    def stop_node(self, timeout: float = ...) -> float: ...
-    def start_node(self, timeout: float | None = ...) -> float: ...
-    def kill_node(self) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def beam_pid(self) -> int | None: ...
 
 
 @dataclass
@@ -74,9 +62,11 @@ class Effect:
 
 @dataclass
 class FaultContext:
-    """Everything a fault may act on during one run."""
+    """Everything a fault may act on during one run. ``broker`` is the session's backend, typed
+    by its contract (harness/env/backend.py): a fault calls its operations and never probes for
+    them; what a fault needs from it is declared in ``Fault.needs`` and checked up front."""
 
-    broker: Broker
+    broker: Backend
     toxiproxy: ToxiproxyClient
     proxies: dict[str, str]  # role -> proxy name
     vhost: str
@@ -128,7 +118,10 @@ class Fault:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    #: what this fault needs from the environment: "proxy", "process", "root"
+    #: what this fault needs from the environment: "proxy", "kernel", "admin" (the management
+    #: API: every backend), and what only some backends give (harness.env.backend.BACKEND_NEEDS):
+    #: "process" (node control), "ctl" (rabbitmqctl), "cluster" (two nodes or more). The engine
+    #: refuses a fault whose needs the environment does not meet, before the run starts.
     needs: ClassVar[frozenset[str]] = frozenset()
     #: how long a bare fault is held when the user gives no duration (``--fault-for``), seconds.
     #: 4 s by default: a loud fault (close, reset, refusal) is noticed at once, and 4 s lets a

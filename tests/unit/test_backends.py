@@ -10,7 +10,7 @@ import yaml
 from harness.env import compose
 from harness.env.compose import BROKER_CONTAINER, PROXY_CONTAINER, ComposeBroker
 from harness.env.external import ExternalBroker, redact
-from harness.errors import ChaosError, FaultUnavailable
+from harness.errors import ChaosError, FaultUnavailable, HarnessFailure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,11 +66,13 @@ def test_compose_process_faults_map_to_docker_calls(monkeypatch):
     b = ComposeBroker(client=fake)
     monkeypatch.setattr(b, "wait_ready", lambda timeout: fake.calls.append(("wait_ready",)))
     b.stop_node(timeout=30)
-    assert b.beam_pid() is None
+    assert b.node_state() == "down"
     b.start_node()
+    assert b.node_state() == "running"
     b.kill_node()
     b.start_node()
     b.pause()
+    assert b.node_state() == "paused"
     b.resume()
     b.ctl("set_vm_memory_high_watermark", "0.4")
     assert fake.calls == [
@@ -136,9 +138,13 @@ def test_external_needs_a_url_and_rejects_other_schemes(monkeypatch):
 
 def test_external_has_no_process_faults():
     b = ExternalBroker("amqp://bob:pw@127.0.0.1:1/")
-    assert b.supports_process_faults is False
-    with pytest.raises(FaultUnavailable):
-        b.stop_node()
+    assert not b.capabilities.process and not b.capabilities.ctl
+    assert b.node_state() == "unknown"
+    for op in (b.stop_node, b.start_node, b.kill_node, b.pause, b.resume):
+        with pytest.raises(HarnessFailure, match="external backend has no control of the broker process"):
+            op()
+    with pytest.raises(HarnessFailure, match="rabbitmqctl"):
+        b.ctl("status")
 
 
 @pytest.mark.parametrize(("fault", "needs"), [("broker-restart", "broker process"), ("memory-alarm", "rabbitmqctl"),

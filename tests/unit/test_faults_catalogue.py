@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from harness.env.backend import Capabilities, NodeState, pid_state
 from harness.errors import ChaosError
 from harness.faults.base import FaultContext
 from harness.faults.catalogue.consumer_timeout import parse_previous
@@ -69,11 +70,17 @@ class FakeMgmt:
 
 
 class FakeBroker:
-    supports_process_faults = True
+    """The backend operations faults use, acting like a node: stop/kill take it down, start
+    brings it up, pause/resume stop and continue it (``node_state`` answers from that model,
+    or from the kernel for a real ``pid``, see the pause test at the end)."""
+
+    kind = "fake"
 
     def __init__(self, conns: list[dict[str, Any]] | None = None, ctl_out: str = "") -> None:
+        self.capabilities = Capabilities(process=True, ctl=True)
         self.calls: list[tuple[Any, ...]] = []
-        self.pid: int | None = 2**31 - 1  # no such process: /proc has nothing to show
+        self.pid: int | None = 2**31 - 1  # no such process: the model, not the kernel, answers
+        self.paused = False
         self.mgmt = FakeMgmt(conns or [])
         self.ctl_out = ctl_out
         self.alarms: set[str] = set()
@@ -94,12 +101,19 @@ class FakeBroker:
 
     def pause(self) -> None:
         self.calls.append(("pause",))
+        self.paused = True
 
     def resume(self) -> None:
         self.calls.append(("resume",))
+        self.paused = False
 
-    def beam_pid(self) -> int | None:
-        return self.pid
+    def node_state(self, node: str | None = None) -> NodeState:
+        if self.pid is None:
+            return "down"
+        real = pid_state(self.pid)
+        if real != "down":  # a real process (the pause test): the kernel's view
+            return real
+        return "paused" if self.paused else "running"
 
     def ctl(self, *args: str, timeout: float = 30) -> str:
         """Alarm evals act like the node: the watermark/limit raises or clears the alarm, and
@@ -287,7 +301,7 @@ def test_pause_heal_resumes_and_is_safe_twice():
 
 def test_process_fault_on_a_backend_without_process_control_is_a_clear_error():
     b = FakeBroker()
-    b.supports_process_faults = False
+    b.capabilities = Capabilities(process=False)
     with pytest.raises(ChaosError, match="control of the broker process"):
         parse("broker-crash").start(ctx(b))
     assert b.calls == []
@@ -308,6 +322,7 @@ def test_force_close_spares_the_harness_and_other_vhosts(target, closed):
     conns = [_conn(n) for n in ("run/harness", "run/drain", "run/settle", "run/publisher-0", "run/consumer-0",
                                 "run/consumer-1", None)] + [_conn("run/publisher-0", vhost="other")]
     b = FakeBroker(conns)
+    b.capabilities = Capabilities(process=True, ctl=False)  # through the management API
     parse(f"force-close:target={target}").start(ctx(b))
     by_id = {c["name"]: c["user_provided_name"] for c in conns if c["vhost"] == "rc-run"}
     assert {by_id[n] for n in b.mgmt.closed} == closed
@@ -385,12 +400,13 @@ def test_alarm_heal_after_a_failed_start_still_restores():
                                           "rabbit_alarm:get_alarms().")
 
 
-def test_admin_fault_on_a_backend_without_admin_is_a_clear_error():
-    class Bare:
-        supports_process_faults = False
-
-    with pytest.raises(ChaosError, match="admin interface"):
-        parse("force-close").start(ctx(Bare()))
+def test_ctl_fault_on_a_backend_without_rabbitmqctl_is_a_clear_error():
+    b = FakeBroker()
+    b.capabilities = Capabilities(process=False, ctl=False)
+    with pytest.raises(ChaosError, match="admin interface") as info:
+        parse("memory-alarm").start(ctx(b))
+    assert "fake backend" in info.value.problem and "--backend local" in (info.value.fix or "")
+    assert b.calls == []
 
 
 def test_consumer_timeout_restores_what_was_there():
@@ -451,7 +467,7 @@ EFFECTS = {
     "partition": ("hold applied", False, "hold released", False),
     "broker-restart": ("broker down", True, "broker up", True),
     "broker-crash": ("broker down", True, "broker up", True),
-    "broker-pause": ("broker paused", False, "broker resumed", False),  # no such pid: nothing to observe
+    "broker-pause": ("broker paused", True, "broker resumed", True),
     "force-close": ("connections closed", True, "nothing to heal", True),
     "memory-alarm": ("alarm visible", True, "alarm cleared", True),
     "disk-alarm": ("alarm visible", True, "alarm cleared", True),
@@ -477,7 +493,6 @@ def test_every_fault_records_its_start_and_heal_effect(name, monkeypatch):
     b = FakeBroker(conns=[_conn("run/publisher-0")],
                    ctl_out='[<<"run/publisher-0">>,<<"run/consumer-0">>]\n' if name == "force-close"
                    else "[1800000,undefined]\n")
-    b.supports_ctl = True  # type: ignore[attr-defined]  # force-close through rabbitmqctl eval
     c = ctx(b)
     c.kernel = KernelLink(FakeNetns(), {"publisher": 1, "consumer": 2})  # type: ignore[arg-type]
     fault = parse(name)

@@ -15,6 +15,7 @@ import pytest
 from harness.clients.protocol import ClientConfig
 from harness.clients.supervisor import ClientProcess, HistoryTail
 from harness.engine import RunSpec, timeline_for, validate_fault
+from harness.env.backend import Capabilities, NullBackend
 from harness.errors import ChaosError
 from harness.faults.base import Fault, FaultContext
 from harness.faults.registry import parse
@@ -248,17 +249,9 @@ def test_a_catalogue_fault_through_a_timeline_writes_fault_effect(tmp_path: Path
 
 
 # ---- an interrupted run records itself and re-raises ---------------------------------------
-class _FakeBroker:
-    kind = "fake"
-    supports_process_faults = False
-
-    def amqp_url(self, vhost: str, host: str | None = None, port: int | None = None) -> str:
-        return f"amqp://guest:guest@127.0.0.1:1/{vhost}"
-
-
 class _FakeEnv:
     toxiproxy = None
-    broker = _FakeBroker()
+    broker = NullBackend(capabilities=Capabilities())
 
     def versions(self) -> dict[str, str]:
         return {}

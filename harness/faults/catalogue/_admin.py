@@ -1,36 +1,39 @@
 """Shared access to the broker's admin interfaces (private: no fault lives here).
 
 Admin faults act through the management HTTP API (~20 ms a call) where it has the operation and
-through ``rabbitmqctl`` (~1 s a call) where it does not. The base ``Broker`` protocol covers only
-process control, so these faults check for what they use and raise one clear ChaosError on a
-backend without it, rather than an AttributeError mid-run.
+through ``rabbitmqctl`` (~1 s a call) where it does not. Both are part of the backend contract
+(harness/env/backend.py): every backend has a management API (``broker.mgmt``), and
+``capabilities.ctl`` says whether ``ctl`` works, so a fault asks the contract rather than
+probing attributes, and a backend without rabbitmqctl is one clear error, not an AttributeError
+mid-run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING
 
-from harness.errors import ChaosError
+from harness.errors import FaultUnavailable
 
 if TYPE_CHECKING:
-    from harness.env.management import Management
+    from harness.env.backend import Backend
     from harness.faults.base import Fault, FaultContext
 
-
-class AdminBroker(Protocol):
-    mgmt: Management
-
-    def ctl(self, *args: str, timeout: float = ...) -> str: ...
-    def amqp_url(self, vhost: str, host: str | None = ..., port: int | None = ...) -> str: ...
+#: the old attribute-probing names that are now always part of the contract
+_ALWAYS = frozenset({"mgmt", "amqp_url"})
 
 
-def admin(fault: Fault, ctx: FaultContext, *uses: str) -> AdminBroker:
-    """The context's broker as an AdminBroker, after checking it has ``uses`` (attribute names)."""
-    missing = [u for u in uses if not hasattr(ctx.broker, u)]
-    if missing:
-        raise ChaosError(f"fault {fault.name!r} needs the broker's admin interface ({', '.join(missing)}), "
-                         "which this backend does not offer", "use the local backend (--backend local)")
-    return cast("AdminBroker", ctx.broker)
+def admin(fault: Fault, ctx: FaultContext, *uses: str) -> Backend:
+    """The context's backend, after checking it gives ``uses``: "ctl" needs
+    ``capabilities.ctl``; "mgmt" and "amqp_url" every backend has. FaultUnavailable (a ChaosError:
+    the user can pick another backend or fault) names what is missing and where to get it."""
+    unknown = [u for u in uses if u != "ctl" and u not in _ALWAYS]
+    if unknown:  # a fault asking for something outside the contract is a bug in that fault
+        raise ValueError(f"fault {fault.name!r} asks the backend for {unknown}, which the contract does not offer")
+    if "ctl" in uses and not ctx.broker.capabilities.ctl:
+        raise FaultUnavailable(f"fault {fault.name!r} needs the broker's admin interface (rabbitmqctl), "
+                               f"which the {ctx.broker.kind} backend does not offer",
+                               "use the local or compose backend (--backend local)")
+    return ctx.broker
 
 
 def harness_connection_names(run_id: str) -> frozenset[str]:

@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
+from harness.env.backend import Backend
 from harness.faults.base import Fault, FaultContext, Scope
-from harness.faults.catalogue._admin import AdminBroker, admin
+from harness.faults.catalogue._admin import admin
 from harness.faults.catalogue._toxic import check_range
 
 #: how long to keep asking the broker for an alarm its answer did not (or still did) list
@@ -34,7 +35,7 @@ OBSERVE_S = 10.0
 ALARMS = "rabbit_alarm:get_alarms()."
 
 
-def _set_and_observe(ctx: FaultContext, broker: AdminBroker, call: str, resource: str, raised: bool) -> None:
+def _set_and_observe(ctx: FaultContext, broker: Backend, call: str, resource: str, raised: bool) -> None:
     """Run ``call`` (an Erlang expression) and read the alarms in one eval; record the effect
     once the ``resource`` alarm is listed (``raised``) or gone (not ``raised``)."""
     mark = f"resource_limit,{resource}"

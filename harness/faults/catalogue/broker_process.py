@@ -1,68 +1,64 @@
 """Broker process faults: graceful restart, crash (SIGKILL) and pause (SIGSTOP).
 
-Each acts on the one beam.smp of the node (the pid file's process, not the shell wrapper) and
-heals by bringing it back: ``start_node`` waits for an AMQP handshake, so after heal the broker
-really answers. Heals check the process state first, which makes them idempotent and safe after
-a start that failed half-way.
+Each acts through the backend contract's node operations (harness/env/backend.py): on the local
+backend the one beam.smp of the node (the pid file's process, not the shell wrapper), on compose
+the broker container. Heal brings the node back: ``start_node`` waits for an AMQP handshake, so
+after heal the broker really answers. Heals ask ``node_state`` first, which makes them
+idempotent and safe after a start that failed half-way.
 
-Effects: "broker down" once the beam process is gone (observed: the pid is no longer alive),
-"broker up" once ``start_node`` got an AMQP handshake (observed); "broker paused" / "broker
-resumed" once the kernel shows the process stopped / running again (``/proc/<pid>/stat``;
-observed=false where the process is not ours to inspect, e.g. in a container).
+Effects: "broker down" once the node is gone (observed: ``node_state`` says down), "broker up"
+once ``start_node`` got an AMQP handshake (observed), "broker paused" / "broker resumed" once
+the backend shows the node stopped / running again (polled briefly: every thread of the process
+must stop, which takes a moment after the signal).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
-from harness.errors import ChaosError
+from harness.env.backend import NodeState
+from harness.errors import FaultUnavailable
 from harness.faults.base import Fault, FaultContext, Scope
 
 
-def _require_process(fault: Fault, ctx: FaultContext) -> None:
-    if not getattr(ctx.broker, "supports_process_faults", False):
-        raise ChaosError(f"fault {fault.name!r} needs control of the broker process, which this backend lacks",
-                         "use the local backend (--backend local) or a proxy/admin fault")
+def require(fault: Fault, ctx: FaultContext) -> None:
+    """Refuse, with the reason, a fault whose backend needs this context's backend lacks. The
+    engine checks the same before a run starts (harness.engine.check_available); this guards
+    faults started directly (tests, the pytest plugin's own timelines)."""
+    lacking = ctx.broker.capabilities.lacks(fault.needs)
+    if "process" in lacking:
+        raise FaultUnavailable(f"fault {fault.name!r} needs control of the broker process, "
+                               f"which the {ctx.broker.kind} backend lacks",
+                               "use the local or compose backend (--backend local), or a proxy/admin fault")
+    if lacking:
+        raise FaultUnavailable(f"fault {fault.name!r} needs {', '.join(lacking)}, "
+                               f"which the {ctx.broker.kind} backend lacks")
 
 
-def _stopped(pid: int | None) -> bool | None:
-    """Is the process stopped (SIGSTOP: state T)? None when we cannot see it."""
-    if pid is None:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[0] in ("T", "t")
-
-
-def _await_state(pid: int | None, stopped: bool, timeout: float = 5.0) -> bool:
-    """Poll the kernel's view of ``pid`` until it is (not) stopped; False when unseen in time.
-    A signal is delivered at once, but every thread must stop: this waits for that, briefly."""
+def await_state(ctx: FaultContext, want: NodeState, node: str | None = None, timeout: float = 5.0) -> bool:
+    """Poll the backend's view of ``node`` until it is ``want``; False when unseen in time. A
+    signal is delivered at once, but every thread must stop (or resume): this waits for that."""
     deadline = time.monotonic() + timeout
     while True:
-        state = _stopped(pid)
-        if state is None:
-            return False
-        if state == stopped:
+        state = ctx.broker.node_state(node)
+        if state == want:
             return True
-        if time.monotonic() > deadline:
+        if state == "unknown" or time.monotonic() > deadline:
             return False
         time.sleep(0.02)
 
 
 def _record_down(ctx: FaultContext) -> None:
-    ctx.effect("broker down", observed=ctx.broker.beam_pid() is None)
+    ctx.effect("broker down", observed=ctx.broker.node_state() == "down")
 
 
 def _heal_process(ctx: FaultContext) -> None:
     """Start the node unless it runs; "broker up" once it answers an AMQP handshake."""
-    if ctx.broker.beam_pid() is None:
+    if ctx.broker.node_state() == "down":
         ctx.broker.start_node()  # returns after an AMQP handshake
-    ctx.effect("broker up", observed=ctx.broker.beam_pid() is not None)
+    ctx.effect("broker up", observed=ctx.broker.node_state() == "running")
 
 
 @dataclass
@@ -75,7 +71,7 @@ class BrokerRestart(Fault):
     scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
-        _require_process(self, ctx)
+        require(self, ctx)
         ctx.broker.stop_node()
         _record_down(ctx)
 
@@ -93,7 +89,7 @@ class BrokerCrash(Fault):
     scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
-        _require_process(self, ctx)
+        require(self, ctx)
         ctx.broker.kill_node()
         _record_down(ctx)
 
@@ -111,13 +107,13 @@ class BrokerPause(Fault):
     scope: ClassVar[Scope] = "broker"  # the node's one process: every run on it
 
     def start(self, ctx: FaultContext) -> None:
-        _require_process(self, ctx)
+        require(self, ctx)
         ctx.broker.pause()
-        ctx.effect("broker paused", observed=_await_state(ctx.broker.beam_pid(), stopped=True))
+        ctx.effect("broker paused", observed=await_state(ctx, "paused"))
 
     def silences(self) -> bool:
         return True  # held to the clients' heartbeat detection window (harness.run.holds)
 
     def heal(self, ctx: FaultContext) -> None:
-        ctx.broker.resume()  # SIGCONT to a running (or absent) beam is harmless
-        ctx.effect("broker resumed", observed=_await_state(ctx.broker.beam_pid(), stopped=False))
+        ctx.broker.resume()  # resuming a running (or absent) node is harmless
+        ctx.effect("broker resumed", observed=await_state(ctx, "running"))
