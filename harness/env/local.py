@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.env import procs
-from harness.env.backend import Capabilities, NodeInfo
+from harness.env.backend import Capabilities, NodeInfo, NodeState, pid_state
 from harness.env.management import Management
 from harness.errors import ChaosError, HarnessFailure
 
@@ -43,6 +43,33 @@ def find_epmd() -> str:
         return str(cand)
     raise ChaosError("epmd (Erlang) not found",
                      "install RabbitMQ: `bash scripts/bootstrap.sh install` or apt-get install rabbitmq-server")
+
+
+def start_epmd(port: int, record: procs.PidRecord, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Our own epmd on 127.0.0.1:``port`` (never the system one on all interfaces, which would
+    outlive us), recorded as "epmd" in ``record`` so a killed run's is reaped; returns once it
+    listens. It dies with us too (PR_SET_PDEATHSIG)."""
+    epmd = subprocess.Popen(
+        [find_epmd(), "-port", str(port), "-address", "127.0.0.1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env=env, preexec_fn=procs.die_with_parent,
+    )
+    record.add("epmd", epmd.pid, f"-port {port}", pgid=epmd.pid)
+    deadline = time.monotonic() + 10
+    while procs.port_free(port):
+        if epmd.poll() is not None or time.monotonic() > deadline:
+            raise HarnessFailure(f"epmd did not start on 127.0.0.1:{port}")
+        time.sleep(0.02)
+    return epmd
+
+
+def stop_epmd(epmd: subprocess.Popen[bytes] | None, record: procs.PidRecord) -> None:
+    """Stop an epmd :func:`start_epmd` started (None: nothing to stop) and drop its record."""
+    if epmd is not None:
+        procs.terminate(epmd.pid, "epmd", grace=5)
+        with contextlib.suppress(Exception):
+            epmd.wait(timeout=5)
+    record.remove("epmd")
 
 
 @dataclass(frozen=True)
@@ -71,17 +98,22 @@ class LocalBroker:
 
     kind = "local"
     capabilities = Capabilities(process=True, ctl=True, nodes=1)
-    # TODO(helper B): the faults now ask ``capabilities``; these two go once nothing reads them
-    supports_process_faults = True
-    supports_ctl = True
+    toxiproxy_url: str | None = None  # no Toxiproxy of its own: the harness finds or starts one
     host = "127.0.0.1"
 
     def __init__(self, state_dir: Path, base_port: int = DEFAULT_BASE_PORT, node: str | None = None,
-                 boot_timeout: float = 120.0) -> None:
+                 boot_timeout: float = 120.0, *, ports: Ports | None = None, own_epmd: bool = True,
+                 extra_conf: str = "", cookie: str | None = None) -> None:
+        """``ports``/``own_epmd``/``extra_conf``/``cookie`` let :class:`harness.env.cluster.LocalCluster`
+        run several of these as one cluster: each node its own ports and dirs, one epmd (the
+        cluster's, not ours: ``own_epmd=False``), clustering settings, and one shared cookie."""
         self.state_dir = Path(state_dir).resolve()
-        self.ports = Ports.from_base(base_port)
+        self.ports = ports or Ports.from_base(base_port)
         self.node = node or f"rabbit_chaos_{base_port}@localhost"
         self.boot_timeout = boot_timeout
+        self.own_epmd = own_epmd
+        self.extra_conf = extra_conf
+        self.cookie = cookie
         self.user, self.password = USER, PASSWORD
         self.record = procs.PidRecord(self.state_dir / "pids.json")
         self._wrapper: subprocess.Popen[bytes] | None = None
@@ -130,10 +162,16 @@ class LocalBroker:
         })
         return env
 
-    def _write_config(self, extra_conf: str = "") -> None:
+    def _write_config(self) -> None:
         sd = self.state_dir
         for d in ("home", "mnesia", "log"):
             (sd / d).mkdir(parents=True, exist_ok=True)
+        if self.cookie is not None:  # a cluster's nodes (and their rabbitmqctl) share one cookie
+            cookie = sd / "home" / ".erlang.cookie"
+            with contextlib.suppress(FileNotFoundError):
+                cookie.chmod(0o600)
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)  # Erlang refuses a cookie file others can read
         (sd / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.ports.amqp}\n"
             f"management.tcp.ip = 127.0.0.1\n"
@@ -141,7 +179,7 @@ class LocalBroker:
             # the management API's stats must be fresh enough for the liveness checker
             "collect_statistics_interval = 1000\n"
             "log.console = false\n"
-            "log.file.level = info\n" + extra_conf
+            "log.file.level = info\n" + self.extra_conf
         )
         (sd / "advanced.config").write_text("[].\n")
         (sd / "enabled_plugins").write_text("[rabbitmq_management].\n")
@@ -164,8 +202,15 @@ class LocalBroker:
                              "at RabbitMQ's bin directory")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         reaped = self.record.reap()
-        procs.ensure_ports_free({**self.ports.as_dict(), **(extra_ports or {})},
-                                settle_s=10.0 if reaped else 0.0)
+        ours = self.ports.as_dict()
+        if not self.own_epmd:  # the cluster's epmd: checked (and started) by the cluster
+            ours.pop("epmd")
+        procs.ensure_ports_free({**ours, **(extra_ports or {})}, settle_s=10.0 if reaped else 0.0)
+
+    def prepare(self) -> None:
+        """A blank node: its data dir emptied, its config files written (no process started)."""
+        shutil.rmtree(self.state_dir / "mnesia", ignore_errors=True)
+        self._write_config()
 
     def start(self) -> LocalBroker:
         """Reap a killed earlier run's leftovers, then boot a fresh node and wait for AMQP.
@@ -173,11 +218,11 @@ class LocalBroker:
         A node that does not boot is a ChaosError (exit 2 in the CLI) carrying the log lines of
         *this* boot: the log files are appended to across boots, so older lines would mislead."""
         self.preflight()
-        shutil.rmtree(self.state_dir / "mnesia", ignore_errors=True)
-        self._write_config()
+        self.prepare()
         t0 = time.monotonic()
         try:
-            self._start_epmd()
+            if self.own_epmd:
+                self._start_epmd()
             self.start_node()
         except HarnessFailure as exc:
             self.stop()
@@ -188,17 +233,7 @@ class LocalBroker:
         return self
 
     def _start_epmd(self) -> None:
-        self._epmd = subprocess.Popen(
-            [find_epmd(), "-port", str(self.ports.epmd), "-address", "127.0.0.1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=self.env(), preexec_fn=procs.die_with_parent,
-        )
-        self.record.add("epmd", self._epmd.pid, f"-port {self.ports.epmd}", pgid=self._epmd.pid)
-        deadline = time.monotonic() + 10
-        while procs.port_free(self.ports.epmd):
-            if self._epmd.poll() is not None or time.monotonic() > deadline:
-                raise HarnessFailure(f"epmd did not start on 127.0.0.1:{self.ports.epmd}")
-            time.sleep(0.02)
+        self._epmd = start_epmd(self.ports.epmd, self.record, self.env())
 
     def _check_node(self, node: str | None) -> None:
         """A single node answers to its own name or to None (the Backend contract's "first
@@ -316,12 +351,8 @@ class LocalBroker:
         try:
             self.stop_node(timeout=30)
         finally:
-            if self._epmd is not None:
-                procs.terminate(self._epmd.pid, "epmd", grace=5)
-                with contextlib.suppress(Exception):
-                    self._epmd.wait(timeout=5)
-                self._epmd = None
-            self.record.remove("epmd")
+            stop_epmd(self._epmd, self.record)
+            self._epmd = None
             self.record.reap()
             self.mgmt.close()
 
@@ -365,6 +396,15 @@ class LocalBroker:
 
     def versions(self) -> dict[str, Any]:
         return self.mgmt.versions()
+
+    def node_state(self, node: str | None = None) -> NodeState:
+        """The kernel's view of beam.smp: down (no live pid), paused (SIGSTOP) or running."""
+        self._check_node(node)
+        return pid_state(self.beam_pid())
+
+    def log_files(self) -> list[Path]:
+        """The node's log files (appended to across boots): for joining its log with the history."""
+        return sorted(self.log_dir.glob("*.log"))
 
     def nodes(self) -> list[NodeInfo]:
         """One node: its Erlang name and the AMQP address a proxy forwards to."""

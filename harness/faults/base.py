@@ -75,6 +75,9 @@ class FaultContext:
     #: the run queue's type (x-queue-type): a fault that re-declares the queue (queue-delete's
     #: heal) declares it as the run did, or every client's redeclare is refused (406)
     queue_type: str = "classic"
+    #: on a cluster: broker node name -> role -> the proxy from that role's client to that node
+    #: (``proxies`` holds node 1's); empty on one node. Cluster faults (node-cut) act on these.
+    node_proxies: dict[str, dict[str, str]] = field(default_factory=dict)
     #: set when the run's clients live in their own network namespace (kernel faults)
     kernel: KernelLink | None = None
     #: every effect recorded through :meth:`effect`, in order (tests and the engine read it)

@@ -36,21 +36,61 @@ QUEUE = "rabbit-chaos.q"
 
 
 class Sampler(threading.Thread):
-    """Samples queue depth and consumer count through the management API, 1 per second."""
+    """Samples queue depth and consumer count through the management API, 1 per second.
 
-    def __init__(self, env: Environment, vhost: str, writer: HistoryWriter) -> None:
+    On a cluster (``procs`` given) it also lists the run vhost's connections each second and
+    writes ``conn.node`` (proc, node) whenever a client's connection (named ``<run_id>/<proc>``)
+    is seen on another node than last time, or is gone (node null): which node each client was
+    on when, for the report. One node is not sampled for this: there is nowhere else to be."""
+
+    def __init__(self, env: Environment, vhost: str, writer: HistoryWriter, run_id: str = "",
+                 procs: tuple[str, ...] = ()) -> None:
         super().__init__(daemon=True, name="queue-sampler")
         self.env, self.vhost, self.writer = env, vhost, writer
+        self.run_id, self.procs = run_id, procs
+        #: proc -> the node its connection was last seen on (None: seen gone)
+        self.on_node: dict[str, str | None] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.wait(1.0):
-            with contextlib.suppress(Exception):  # broker down during a fault: no sample
-                q = self.env.broker.mgmt.queue(self.vhost, QUEUE)
-                if q is not None:
-                    self.writer.write("queue.sample", messages_ready=q.get("messages_ready", 0),
-                                      messages_unacked=q.get("messages_unacknowledged", 0),
-                                      consumers=q.get("consumers", 0))
+            self.sample()
+
+    def sample(self) -> None:
+        """One sample: queue statistics, then (cluster) where each client's connection is."""
+        mgmt = self.env.broker.mgmt
+        with contextlib.suppress(Exception):  # broker down during a fault: no sample
+            q = mgmt.queue(self.vhost, QUEUE)
+            if q is not None:
+                self.writer.write("queue.sample", messages_ready=q.get("messages_ready", 0),
+                                  messages_unacked=q.get("messages_unacknowledged", 0),
+                                  consumers=q.get("consumers", 0))
+        if self.procs:
+            with contextlib.suppress(Exception):  # no node's API answered: nothing known, nothing written
+                self.track_nodes(mgmt.connections(self.vhost))
+
+    def track_nodes(self, conns: list[dict[str, Any]]) -> None:
+        """Write ``conn.node`` for each client whose node changed since the last listing. A client
+        with connections on two nodes at once (mid-failover) is placed on its newest one."""
+        from harness.faults.catalogue._admin import connection_name
+
+        newest: dict[str, tuple[int, str]] = {}
+        for c in conns:
+            run_id, _, proc = connection_name(c).partition("/")
+            node = c.get("node")
+            if run_id != self.run_id or proc not in self.procs or not isinstance(node, str):
+                continue
+            at = c.get("connected_at")
+            at = at if isinstance(at, int) else 0
+            if proc not in newest or at >= newest[proc][0]:
+                newest[proc] = (at, node)
+        for proc in self.procs:
+            now = newest[proc][1] if proc in newest else None
+            if proc not in self.on_node and now is None:
+                continue  # never seen yet: not connected so far, nothing has changed
+            if self.on_node.get(proc, "") != now:
+                self.on_node[proc] = now
+                self.writer.write("conn.node", proc=proc, node=now)
 
 
 class KernelSetup:
@@ -123,6 +163,8 @@ class Run:
     clients: list[ClientProcess] = field(default_factory=list)
     tails: dict[str, HistoryTail] = field(default_factory=dict)
     proxies: dict[str, str] = field(default_factory=dict)
+    #: every proxy the run created (a cluster: one per role and node), for teardown
+    all_proxies: list[str] = field(default_factory=list)
     ctx: FaultContext | None = None
     kernel: KernelSetup | None = None
     sampler: Sampler | None = None
@@ -159,33 +201,44 @@ class Run:
 
 
 def setup(run: Run) -> None:
-    """Fresh vhost, durable queue, one proxy per client role, the kernel namespace when a fault
-    needs it, and the client processes (not started). Waits for: nothing but these calls.
-    Records: ``run.phase setup`` (run id, seed)."""
+    """Fresh vhost, durable queue, one proxy per client role (on a cluster, per role and node),
+    the kernel namespace when a fault needs it, and the client processes (not started). Waits
+    for: nothing but these calls. Records: ``run.phase setup`` (run id, seed)."""
     env, spec = run.env, run.spec
     if env.toxiproxy is None:
         raise HarnessFailure("the environment has no fault proxy")
     tp, broker = env.toxiproxy, env.broker
     run.phase("setup", run_id=run.run_id, seed=run.seed)
-    broker.mgmt.create_vhost(run.vhost, broker.user)
+    broker.create_vhost(run.vhost)
     trusted.declare_queue(run.direct_url, QUEUE, f"{run.run_id}/harness", spec.queue_type)
+    nodes = broker.nodes()
+    node_proxies: dict[str, dict[str, str]] = {}
     for i, role in enumerate(("publisher", "consumer")):
-        name = f"{run.run_id}-{role}"
-        tp.create_proxy(name, listen=env.proxy_listen(i), upstream=broker.proxy_upstream)
-        run.proxies[role] = name
+        for k, node in enumerate(nodes):  # node 1's keeps the one-node name: role faults act on it
+            name = f"{run.run_id}-{role}" + (f"-n{k + 1}" if k else "")
+            tp.create_proxy(name, listen=env.proxy_listen(i, k), upstream=node.upstream)
+            run.all_proxies.append(name)
+            node_proxies.setdefault(node.name, {})[role] = name
+        run.proxies[role] = f"{run.run_id}-{role}"
     run.ctx = ctx = FaultContext(broker=broker, toxiproxy=tp, proxies=run.proxies, vhost=run.vhost, queue=QUEUE,
-                                 run_id=run.run_id, queue_type=spec.queue_type)
+                                 run_id=run.run_id, queue_type=spec.queue_type, node_proxies=node_proxies)
     ports = {role: env.client_port(tp.proxy(name)["listen"]) for role, name in run.proxies.items()}
+    #: role -> every node's proxy port, node 1 first (ClientConfig.amqp_urls on a cluster)
+    node_ports = {role: [env.client_port(tp.proxy(node_proxies[n.name][role])["listen"]) for n in nodes]
+                  for role in run.proxies} if len(nodes) > 1 else {}
     prefix: list[str] = []
     if any("kernel" in w.fault.needs for w in run.timeline.windows):
         run.kernel = KernelSetup(env, run.run_id)
         ctx.kernel = run.kernel.start(ports, run.run_dir / "logs" / "nsrelay.log")
         ports = dict(ctx.kernel.ports)  # clients connect to the relay inside their namespace
         prefix = ctx.kernel.netns.exec_prefix()
+        node_ports = {}  # the relay carries node 1's proxies only: a kernel fault's clients see one node
     for role in ("consumer", "publisher"):
+        url = broker.amqp_url(run.vhost, host="127.0.0.1", port=int(ports[role]))
         cfg = ClientConfig(
             run_id=run.run_id, proc=f"{role}-0", role=role,  # type: ignore[arg-type]
-            amqp_url=broker.amqp_url(run.vhost, host="127.0.0.1", port=int(ports[role])), queue=QUEUE,
+            amqp_url=url, queue=QUEUE,
+            amqp_urls=[broker.amqp_url(run.vhost, host="127.0.0.1", port=p) for p in node_ports.get(role, [])],
             history=str(run.hist_dir / f"{role}-0.jsonl"), count=spec.count, rate=spec.rate,
             id_prefix="p0-", grace_s=spec.grace_s, work_s=spec.work_s, params=spec.params,
             queue_type=spec.queue_type,  # type: ignore[arg-type]  # validated up front (harness.config)
@@ -203,7 +256,9 @@ def warmup(run: Run) -> None:
     spec, consumer, publisher = run.spec, run.consumer, run.publisher
     run.phase("warmup")
     run.marks["start"] = time.monotonic()
-    run.sampler = Sampler(run.env, run.vhost, run.harness)
+    cluster = len(run.ctx.node_proxies) > 1 if run.ctx is not None else False
+    run.sampler = Sampler(run.env, run.vhost, run.harness, run.run_id,
+                          tuple(c.proc for c in run.clients) if cluster else ())
     run.sampler.start()
     consumer.start()
     tail = run.tails[consumer.proc]
@@ -340,11 +395,11 @@ def teardown(run: Run, outcome: Outcome) -> None:
         with contextlib.suppress(Exception):
             run.kernel.stop()
     if run.env.toxiproxy is not None:
-        for p in run.proxies.values():
+        for p in run.all_proxies or list(run.proxies.values()):
             with contextlib.suppress(Exception):
                 run.env.toxiproxy.delete_proxy(p)
     with contextlib.suppress(Exception):
-        run.env.broker.mgmt.delete_vhost(run.vhost)
+        run.env.broker.delete_vhost(run.vhost)
     for writer in (run.harness, run.nemesis, run.drainer):
         writer.close()
 
