@@ -163,9 +163,12 @@ def check_available(fault: Fault, env: Environment) -> None:
                                    "run as root with iproute2 and iptables installed, or choose a proxy fault")
     lacking = env.broker.capabilities.lacks(fault.needs)
     if lacking:  # the first in _BACKEND_NEEDS's order: the process before the cluster (its fix differs)
-        what, fix = next(_BACKEND_NEEDS[n] for n in _BACKEND_NEEDS if n in lacking)
+        need = next(n for n in _BACKEND_NEEDS if n in lacking)
+        what, fix = _BACKEND_NEEDS[need]
+        nodes = env.broker.capabilities.nodes
+        shape = f" (it runs {nodes} node{'s' if nodes != 1 else ''})" if need == "cluster" else ""
         raise FaultUnavailable(f"fault {fault.name!r} needs {what}, which the {env.broker.kind} backend "
-                               f"({_shape(env)}) does not give", fix)
+                               f"does not give{shape}", fix)
 
 
 #: each backend need (harness.env.backend.BACKEND_NEEDS) -> what it is, in words, and how to get it
@@ -175,11 +178,3 @@ _BACKEND_NEEDS = {
     "cluster": ("a cluster (two nodes or more)", "add --nodes 3 (a local three-node cluster)"),
 }
 
-
-def _shape(env: Environment) -> str:
-    """The backend's capabilities in a few words, for a refusal ("1 node, no process control")."""
-    caps = env.broker.capabilities
-    parts = [f"{caps.nodes} node" + ("s" if caps.nodes != 1 else "")]
-    parts += [] if caps.process else ["no process control"]
-    parts += [] if caps.ctl else ["no rabbitmqctl"]
-    return ", ".join(parts)
