@@ -249,6 +249,10 @@ def matrix(
                                                                   "(faults of the node itself still run alone); "
                                                                   "1 = one after another [default: min(4, 2 × cores)]")
                     ] = None,
+    shard: Annotated[str | None, typer.Option(metavar="K/N", help="run only shard K of N (one of N CI jobs): cells "
+                                                                  "split by identity, not position, so flag order "
+                                                                  "does not matter; merge with `rabbit-chaos report "
+                                                                  "DIR...` (docs/scaling.md)")] = None,
     count: Count = None, rate: Rate = None, warmup: Warmup = None, fault_for: FaultFor = None, work: Work = None,
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
@@ -261,10 +265,12 @@ def matrix(
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
     from harness.engine import validate_fault
-    from harness.matrix import cells, run_matrix, split_faults
+    from harness.matrix import planned_cells, run_matrix, split_faults
     from harness.matrix_defaults import resolve
+    from harness.shard import parse_shard
 
     try:
+        part = parse_shard(shard) if shard is not None else None
         cfg = _config(config_file, clients=clients,
                       faults=[resolve(f) for f in split_faults(faults)] if faults else None,
                       repeat=repeat, count=count, rate=rate,
@@ -288,7 +294,10 @@ def matrix(
         for f in cfg.faults:
             validate_fault(f, cfg.fault_for)
         _preflight(cfg, cfg.faults)
-        total = len(cells(cfg))
+        mine = planned_cells(cfg, part)
+        total = len(mine)
+        if part is not None:
+            console.print(f"shard {part}: {total} of the matrix's cells", markup=False)
         _install_sigterm()
         with console.status("starting broker and fault proxy…"):
             env = _environment(cfg).start()
@@ -320,11 +329,13 @@ def matrix(
 
             from harness.run.parallel import default_jobs
 
-            res = run_matrix(env, cfg, progress=progress, jobs=jobs or default_jobs())
+            res = run_matrix(env, cfg, progress=progress, jobs=jobs or default_jobs(), shard=part)
     finally:
         env.stop()
-    _print_table(res.docs, [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]], cfg.faults,
-                 res.unavailable)
+    rows = [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]]
+    _print_table(res.docs, [c for c in rows if any(m[1] == c for m in mine)],
+                 [f for f in cfg.faults if any(m[2] == f for m in mine)], res.unavailable,
+                 only={(m[1], m[2]) for m in mine} if part is not None else None)
     if res.report is not None:
         console.print(f"report: {res.report}", markup=False)
     if res.timing:
@@ -392,10 +403,12 @@ def abbreviate(names: list[str], width: int) -> dict[str, str]:
 
 
 def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str],
-                 unavailable: list[dict[str, str]] | None = None, width: int | None = None) -> None:
+                 unavailable: list[dict[str, str]] | None = None, width: int | None = None,
+                 only: set[tuple[str, str]] | None = None) -> None:
     """The matrix as a grid (client rows × fault columns, each cell its verdict, headline,
     detection and recovery) when it fits ``width`` (the console's: 80 in a CI log), else one line
-    per cell. Either way every cell says why, and labels are abbreviated distinctly."""
+    per cell. Either way every cell says why, and labels are abbreviated distinctly. ``only``
+    (a shard's cells): the grid marks the others "other shard", the list leaves them out."""
     from harness.matrix_defaults import label_for
 
     width = width or console.width
@@ -417,6 +430,9 @@ def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[st
         for c in clients:
             row = []
             for f in faults:
+                if only is not None and (c, f) not in only:
+                    row.append("[dim]other shard[/]")
+                    continue
                 if (c, f) in missing:
                     row.append("[yellow]n/a[/] unavailable")
                     continue
@@ -436,6 +452,8 @@ def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[st
     for c in clients:
         for f in faults:
             key = (c, f)
+            if only is not None and key not in only:
+                continue
             lead = f"{cshort[c]:{CLIENT_W}} {fshort[labels[f]]:{FAULT_W}} "
             if key in missing:
                 console.print(f"{escape(lead)}[yellow]{'n/a':7}[/] unavailable")
@@ -465,8 +483,13 @@ def report(
              "give several to merge results from several machines")],
     out: Annotated[Path | None, typer.Option(help="output file [default: DIR/report.html for one "
                                                   "directory, ./report.html for several]")] = None,
+    fail_exit: Annotated[bool, typer.Option("--fail-exit/--no-fail-exit",
+                                            help="exit as `matrix` does: 1 when any run failed, else 3 when any "
+                                                 "is unknown, incomplete or a matrix shard is missing; "
+                                                 "--no-fail-exit: 0 once the report is written")] = False,
 ) -> None:
-    """Re-render report.html from stored runs, without running anything."""
+    """Re-render report.html from stored runs, without running anything. Shards of one matrix
+    (`matrix --shard K/N`, one directory each) merge into the whole matrix's table."""
     from harness.report import render_dirs
 
     try:
@@ -481,7 +504,19 @@ def report(
     interrupted = [str(d.get("run_id")) for d in found.docs if d.get("interrupted")]
     if interrupted:
         console.print(f"interrupted runs: {', '.join(interrupted)}", markup=False)
+    for gap in found.shard_gaps:
+        console.print(f"[yellow]{escape(gap)}[/]")
     console.print(f"report: {path} ({len(found.docs)} runs)", markup=False)
+    if fail_exit:
+        from harness.matrix import EXIT_FAIL, EXIT_UNKNOWN
+
+        verdicts = {str(d.get("verdict")) for d in found.docs}
+        undecided = bool(verdicts - {"pass", "fail"} or found.incomplete or found.problems or found.shard_gaps)
+        code = EXIT_FAIL if "fail" in verdicts else EXIT_UNKNOWN if undecided else 0
+        tally = {v: sum(str(d.get("verdict")) == v for d in found.docs) for v in ("pass", "fail")}
+        console.print(f"runs: {tally['pass']} pass, {tally['fail']} fail, "
+                      f"{len(found.docs) - tally['pass'] - tally['fail']} unknown (exit {code})", markup=False)
+        raise typer.Exit(code)
 
 
 @app.command("clients")
@@ -579,7 +614,8 @@ def bench_proxy(
         with Environment(state_dir, base_port) as env:
             url = env.proxy_server.url if env.proxy_server else None
             versions = env.versions()
-            amqp = bench_amqp("127.0.0.1", env.broker.amqp_port, seconds=seconds, url=url)
+            host, _, port = env.broker.nodes()[0].upstream.rpartition(":")  # the local node, direct
+            amqp = bench_amqp(host, int(port), seconds=seconds, url=url)
             tcp = bench_tcp(seconds=seconds / 2, url=url)
     except ChaosError as exc:
         _fail(exc)

@@ -3,6 +3,12 @@
 Results go to ``reports/<matrix-id>/<run-id>/`` with ``matrix.json`` and ``report.html`` beside
 them, and ``reports/latest`` points at the matrix. Ctrl-C stops after healing the current cell:
 finished cells are kept and the report is still written, marked as interrupted.
+
+``--shard K/N`` runs the cells of shard K only (harness.shard: by cell identity, never by
+position, so the split does not depend on the order of ``--clients``/``--faults``). A shard's
+cells keep their index in the whole matrix (their seeds are the unsharded run's), its
+matrix.json and every results.json record ``shard: "K/N"``, and ``rabbit-chaos report`` over
+the N shard directories renders the whole matrix (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from harness.engine import RunSpec, run_cell
 from harness.env.environment import Environment
 from harness.errors import FaultUnavailable, signal_name
 from harness.matrix_defaults import cell_params, label_for
+from harness.shard import Shard, cell_identity, select, set_digest
 
 
 @dataclass
@@ -40,6 +47,11 @@ class MatrixResult:
     report: Path | None = None
     #: the matrix benchmark (harness.run.parallel.matrix_timing): jobs, wall_s, timeline_sum_s, ratio
     timing: dict[str, Any] | None = None
+    #: the shard this process ran (``--shard K/N``), None for the whole matrix
+    shard: Shard | None = None
+    #: cells of this run (the shard's when sharded) and of the whole matrix
+    cells_planned: int = 0
+    cells_total: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -109,8 +121,47 @@ def split_faults(text: str) -> list[str]:
 
 
 def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
+    """Every (client, fault, repeat) of the whole matrix, client-major: the order the serial
+    matrix runs them in and the index that seeds each cell (:func:`cell_spec`)."""
     clients = [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]]
     return [(c, f, r) for c in clients for f in cfg.faults for r in range(cfg.repeat)]
+
+
+def queue_type_of(cfg: ChaosConfig) -> str | None:
+    """The queue type the matrix sets, when the configuration has that setting (part of a cell's
+    identity, so a quorum cell and a classic cell are two cells)."""
+    value = getattr(cfg, "queue_type", None)
+    return str(value) if value else None
+
+
+def identity(cfg: ChaosConfig, client: str, fault: str, repeat: int) -> str:
+    """The cell's identity for sharding (harness.shard.cell_identity)."""
+    return cell_identity(client, fault, repeat, queue_type_of(cfg))
+
+
+def planned_cells(cfg: ChaosConfig, shard: Shard | None = None) -> list[tuple[int, str, str, int]]:
+    """(index in the whole matrix, client, fault, repeat) of the cells to run: all of them, or
+    shard K of N's. The split is by identity, stratified by (scope, expected fault phase): every
+    shard gets its share of the cells that must run alone and of each long column (see
+    harness.shard)."""
+    indexed = [(i, c, f, r) for i, (c, f, r) in enumerate(cells(cfg))]
+    if shard is None:
+        return indexed
+    from harness.run.parallel import cell_shape
+
+    shapes = {f: cell_shape(f, cfg.fault_for) for f in cfg.faults}
+
+    def stratum(x: tuple[int, str, str, int]) -> tuple[float, ...]:
+        scope, seconds = shapes.get(x[2]) or cell_shape(x[2], cfg.fault_for)
+        return (0 if scope == "broker" else 1, -seconds)
+
+    return select(indexed, shard, key=lambda x: identity(cfg, x[1], x[2], x[3]), stratum=stratum)
+
+
+def cell_set_digest(cfg: ChaosConfig) -> str:
+    """The whole matrix's cell set as a short digest (harness.shard.set_digest): shards that
+    record the same one belong to one matrix."""
+    return set_digest([identity(cfg, c, f, r) for c, f, r in cells(cfg)])
 
 
 def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
@@ -122,30 +173,36 @@ def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
                    work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options())
 
 
-def start_matrix(cfg: ChaosConfig, progress: Progress | None) -> tuple[MatrixResult, Progress]:
-    """A new matrix (serial or parallel): its id (``matrix-<UTC stamp>-<4 hex>``), its directory
-    under ``cfg.reports_dir`` (created, never reused), its empty result, and where progress goes
-    (``progress``, else nowhere)."""
+def start_matrix(cfg: ChaosConfig, progress: Progress | None,
+                 shard: Shard | None = None) -> tuple[MatrixResult, Progress]:
+    """A new matrix (serial or parallel): its id (``matrix-<UTC stamp>-<4 hex>``, with
+    ``-shard-K-of-N`` when sharded, so the N shard directories never collide when a merge job
+    downloads them side by side), its directory under ``cfg.reports_dir`` (created, never
+    reused), its empty result, and where progress goes (``progress``, else nowhere)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}"
+    tail = f"-shard-{shard.index}-of-{shard.total}" if shard is not None else ""
+    matrix_id = f"matrix-{stamp}-{secrets.token_hex(2)}{tail}"
     out = cfg.reports_dir / matrix_id
     out.mkdir(parents=True, exist_ok=False)
-    return MatrixResult(matrix_id, out), progress or (lambda event, info: None)
+    res = MatrixResult(matrix_id, out, shard=shard, cells_planned=len(planned_cells(cfg, shard)),
+                       cells_total=len(cells(cfg)))
+    return res, progress or (lambda event, info: None)
 
 
-def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None, jobs: int = 1) -> MatrixResult:
-    """Every cell in order; with ``jobs`` > 1, run-scope cells side by side and broker-scope ones
-    alone (harness.run.parallel: same outputs, docs in cell order)."""
+def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = None, jobs: int = 1,
+               shard: Shard | None = None) -> MatrixResult:
+    """Every cell (of ``shard``, when given) in order; with ``jobs`` > 1, run-scope cells side by
+    side and broker-scope ones alone (harness.run.parallel: same outputs, docs in cell order)."""
     if jobs > 1:
         from harness.run.parallel import run_matrix_parallel
 
-        return run_matrix_parallel(env, cfg, progress, jobs)
-    res, emit = start_matrix(cfg, progress)
+        return run_matrix_parallel(env, cfg, progress, jobs, shard=shard)
+    res, emit = start_matrix(cfg, progress, shard)
     out = res.dir
-    todo = cells(cfg)
+    todo = planned_cells(cfg, shard)
     t0 = time.monotonic()
     try:
-        for i, (client, fault, rep) in enumerate(todo):
+        for i, client, fault, rep in todo:
             info = {"index": i, "total": len(todo), "client": client, "fault": fault, "repeat": rep,
                     "elapsed_s": time.monotonic() - t0, "dir": out}
             emit("cell-start", info)
@@ -165,7 +222,7 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
         cut = _interrupted_docs(out, res.docs)  # the cell cut short, when it wrote its record
         res.docs += cut
         processed = len(res.docs) + len(res.unavailable)  # cells run in order, each leaves one or the other
-        res.unrun = [{"client": c, "fault": f, "repeat": r} for c, f, r in todo[processed:]]
+        res.unrun = [{"client": c, "fault": f, "repeat": r} for _, c, f, r in todo[processed:]]
     finally:
         from harness.run.parallel import matrix_timing
 
@@ -193,11 +250,20 @@ def _interrupted_docs(out: Path, docs: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None:
-    """Write matrix.json and the report, point reports/latest at the matrix."""
+    """Write matrix.json and the report, point reports/latest at the matrix. A shard's runs get
+    ``shard: "K/N"`` in their results.json too, so a run copied out of its matrix still says
+    which job ran it."""
+    if res.shard is not None:
+        stamp_shard(res.dir, res.docs, str(res.shard))
     meta = {
         "matrix_id": res.matrix_id,
-        "clients": cfg.clients,
+        "clients": [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]],
         "faults": cfg.faults,
+        "queue_type": queue_type_of(cfg),
+        "shard": str(res.shard) if res.shard is not None else None,
+        "cells": res.cells_planned,
+        "cells_total": res.cells_total,
+        "cell_set": cell_set_digest(cfg),
         "labels": {f: label_for(f) for f in cfg.faults},
         "repeat": cfg.repeat,
         "interrupted": res.interrupted,
@@ -222,5 +288,21 @@ def finish(res: MatrixResult, cfg: ChaosConfig, env: Environment | None) -> None
                                         if any(d.get("interrupted") for d in res.docs) else {}),
                                      **({"not run": ", ".join(f"{u['client']} × {u['fault']}"
                                                               for u in res.unrun)} if res.unrun else {}),
+                                     **({"shard": f"{res.shard} ({res.cells_planned} of {res.cells_total} "
+                                                  "cells; `rabbit-chaos report` over every shard's "
+                                                  "directory merges them)"} if res.shard else {}),
                                      "unavailable": len(res.unavailable)}, reports_dir=res.dir)
     results.point_latest(cfg.reports_dir, res.dir)
+
+
+def stamp_shard(out: Path, docs: list[dict[str, Any]], shard: str) -> None:
+    """Add ``shard`` to each run's record and rewrite its results.json (atomically: a reader
+    never sees half a file). A run whose file is gone is left alone: its doc still says it."""
+    for doc in docs:
+        doc["shard"] = shard
+        path = out / str(doc.get("run_id")) / "results.json"
+        if not path.is_file():
+            continue
+        tmp = path.with_name("results.json.tmp")
+        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        tmp.replace(path)

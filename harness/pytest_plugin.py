@@ -18,8 +18,12 @@ whole session.
   (``toxiproxy.create(upstream=..., name=...)``, ``proxy.add_toxic(type="latency", ...)``).
   Proxies the test creates are deleted after it.
 * markers: ``kernel`` (skipped with the reason where kernel faults cannot run), ``slow``.
-* ``--chaos-shard K/N``: only the K-th of N round-robin shards of the collected tests, so N CI
-  jobs share a scenario suite (``pytest scenarios/ --chaos-clients pika-best --chaos-shard 1/2``).
+* ``--chaos-shard K/N``: only shard K of N of the collected tests, so N CI jobs share a scenario
+  suite (``pytest scenarios/ --chaos-clients pika-best --chaos-shard 1/2``). The split is
+  :mod:`harness.shard`'s, the same rule as ``rabbit-chaos matrix --shard``: by node id (hashed,
+  then dealt round robin), never by collection position, so ``--chaos-clients a,b`` and
+  ``b,a`` (or ``-k``-free reorderings of files) give each job the same tests, and each shard
+  gets floor or ceil of total / N.
 * ``--chaos-report PATH``: the HTML report written at session end from every run the session
   made (all xdist workers merged) [default: <chaos-reports>/<session>/report.html].
 
@@ -72,8 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="comma-separated clients the chaos_client fixture is parametrised over [default: "
                      "pika-best: the scenarios expect a best-practice client]")
     g.addoption("--chaos-shard", default=None, metavar="K/N",
-                help="run only the K-th of N shards of the collected tests (1 <= K <= N; round robin over "
-                     "the collection order, so every shard gets each client's scenarios): N CI jobs run "
+                help="run only shard K of N of the collected tests (1 <= K <= N; split by test id, not "
+                     "collection order, the same rule as `rabbit-chaos matrix --shard`): N CI jobs run "
                      "K=1..N")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 21672]")
@@ -106,22 +110,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``K/N`` -> (K, N), 1 <= K <= N; a UsageError naming the fix otherwise."""
-    k, slash, n = text.partition("/")
+    """``K/N`` -> (K, N), 1 <= K <= N (harness.shard.parse_shard); a UsageError naming the fix
+    otherwise, which pytest prints as a usage error before collecting anything."""
+    from harness.errors import ChaosError
+    from harness.shard import parse_shard as parse
+
     try:
-        shard, total = int(k), int(n)
-    except ValueError:
-        shard = total = 0
-    if not slash or not 1 <= shard <= total:
-        raise pytest.UsageError(f"--chaos-shard {text!r} is not K/N with 1 <= K <= N (e.g. --chaos-shard 2/4)")
-    return shard, total
+        part = parse(text, "--chaos-shard")
+    except ChaosError as exc:
+        raise pytest.UsageError(f"{exc.problem}; {exc.fix}") from None
+    return part.index, part.total
 
 
-def shard_items(items: list[pytest.Item], shard: int, total: int) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """(kept, deselected): item i belongs to shard ``i % total + 1``. Deterministic for one
-    collection, so every xdist worker of a shard keeps the same items."""
-    kept = [it for i, it in enumerate(items) if i % total == shard - 1]
-    dropped = [it for i, it in enumerate(items) if i % total != shard - 1]
+def _test_id(item: Any) -> str:
+    """A test's identity for sharding: its node id (a plain value in unit tests: its text)."""
+    return item.nodeid if isinstance(item, pytest.Item) else str(item)
+
+
+def shard_items(items: list[Any], shard: int, total: int) -> tuple[list[Any], list[Any]]:
+    """(kept, deselected), both in collection order: the items of shard ``shard`` by
+    harness.shard's rule over node ids. Independent of the collection order, so every xdist
+    worker of a shard, and every CI job whatever the order of its ``--chaos-clients``, agrees."""
+    from harness.shard import assign
+
+    where = assign(items, total, _test_id)
+    kept = [it for it, s in zip(items, where, strict=True) if s == shard]
+    dropped = [it for it, s in zip(items, where, strict=True) if s != shard]
     return kept, dropped
 
 

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from harness import __version__
 from harness.errors import ChaosError
-from harness.report import compare, embed, fmt, matrix, series, view
+from harness.report import compare, embed, fmt, matrix, merge, series, view
 
 DEFAULT_TITLE = "rabbit-chaos report"
 REPORT_NAME = "report.html"
@@ -212,6 +212,11 @@ class Found:
     dirs: dict[str, Path] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     incomplete: list[Path] = field(default_factory=list)
+    #: the matrix.json of every matrix (or matrix shard) found, in path order
+    matrices: list[dict[str, Any]] = field(default_factory=list)
+    #: shards missing from a merge (harness.report.merge.shard_gaps): a report without them
+    #: shows a smaller matrix than was asked for
+    shard_gaps: list[str] = field(default_factory=list)
 
 
 def find_runs(directories: Iterable[Path]) -> Found:
@@ -224,6 +229,7 @@ def find_runs(directories: Iterable[Path]) -> Found:
     out = Found()
     seen: set[Path] = set()
     stamped: list[tuple[str, dict[str, Any]]] = []
+    metas: list[tuple[str, dict[str, Any]]] = []
     for top in directories:
         for root, subdirs, files in os.walk(Path(top), followlinks=False):
             here = Path(root)
@@ -232,6 +238,15 @@ def find_runs(directories: Iterable[Path]) -> Found:
                 subdirs[:] = []
                 continue
             seen.add(real)
+            subdirs.sort()  # a merge must not depend on the file system's listing order
+            if "matrix.json" in files:
+                try:
+                    meta = json.loads((here / "matrix.json").read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    out.problems.append(f"{here / 'matrix.json'}: {exc}")
+                else:
+                    if isinstance(meta, dict):
+                        metas.append((str(here), meta))
             if "results.json" in files:
                 subdirs[:] = []  # a run's own subdirectories hold no runs
                 path = here / "results.json"
@@ -252,7 +267,10 @@ def find_runs(directories: Iterable[Path]) -> Found:
                 subdirs[:] = []
                 out.incomplete.append(here)
     stamped.sort(key=lambda p: p[0])
-    out.docs = [d for _, d in stamped]
+    metas.sort(key=lambda p: p[0])
+    out.matrices = [m for _, m in metas]
+    out.docs = merge.in_matrix_order([d for _, d in stamped], out.matrices)
+    out.shard_gaps = merge.shard_gaps(out.matrices)
     return out
 
 
@@ -275,6 +293,11 @@ def render_dirs(directories: list[Path], out_path: Path | None = None, *, title:
         info[f"unreadable run {i}"] = p
     for i, d in enumerate(found.incomplete, 1):
         info[f"incomplete run {i}"] = f"incomplete run (no results.json): {d}"
+    shards = sorted({str(m["shard"]) for m in found.matrices if m.get("shard")})
+    if shards:
+        info["shards"] = ", ".join(shards)
+    for i, gap in enumerate(found.shard_gaps, 1):
+        info[f"shard problem {i}"] = gap
     interrupted = [str(d.get("run_id")) for d in found.docs if d.get("interrupted")]
     if interrupted:
         info["interrupted runs"] = ", ".join(interrupted)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from harness.config import ChaosConfig
     from harness.env.environment import Environment
     from harness.matrix import MatrixResult, Progress
+    from harness.shard import Shard
 
 #: the most cells run at once when the user gives no ``--jobs``; docs/matrix.md "Concurrency"
 #: has the measurements behind it
@@ -521,15 +522,16 @@ def child_main() -> int:
     return _DONE
 
 
-def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress | None, jobs: int) -> MatrixResult:
+def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress | None, jobs: int,
+                        shard: Shard | None = None) -> MatrixResult:
     """The matrix with cells side by side (``jobs`` > 1): same outputs as the serial
     :func:`harness.matrix.run_matrix` (matrix.json, report, ``reports/latest``), docs in cell
-    order, plus ``timing`` (:func:`matrix_timing`)."""
-    from harness.matrix import _interrupted_docs, cells, finish, start_matrix
+    order, plus ``timing`` (:func:`matrix_timing`); only ``shard``'s cells when given."""
+    from harness.matrix import _interrupted_docs, finish, planned_cells, start_matrix
 
-    res, emit = start_matrix(cfg, progress)
+    res, emit = start_matrix(cfg, progress, shard)
     out = res.dir
-    todo = [Cell(i, c, f, r, *cell_shape(f, cfg.fault_for)) for i, (c, f, r) in enumerate(cells(cfg))]
+    todo = [Cell(i, c, f, r, *cell_shape(f, cfg.fault_for)) for i, c, f, r in planned_cells(cfg, shard)]
     if not env_allows_concurrency(env):
         jobs = 1
     elif any(c.scope == "run" for c in todo):  # the children's proxy ports: named now, not as unknown cells
