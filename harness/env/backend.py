@@ -266,10 +266,11 @@ class NullBackend:
 
 
 if TYPE_CHECKING:  # mypy checks every backend class against the contract here, at no runtime cost
+    from harness.env.cluster import LocalCluster
     from harness.env.compose import ComposeBroker
     from harness.env.external import ExternalBroker
     from harness.env.local import LocalBroker
 
-    def _every_backend_is_a_backend(local: LocalBroker, external: ExternalBroker, compose: ComposeBroker,
-                                    null: NullBackend) -> list[Backend]:
-        return [local, external, compose, null]
+    def _every_backend_is_a_backend(local: LocalBroker, cluster: LocalCluster, external: ExternalBroker,
+                                    compose: ComposeBroker, null: NullBackend) -> list[Backend]:
+        return [local, cluster, external, compose, null]
