@@ -18,6 +18,8 @@ from harness.report.view import RunView
 #: Okabe–Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 LOST_COLOR, STRANDED_COLOR = "#C0392B", "#E69F00"
+#: lost messages the client does not owe (the broker's, or the queue type's: findings' owner)
+OWED_COLOR, OWED_LABEL = "#7F8C8D", "lost, not the client's (broker / queue type)"
 
 WIDTH, LABEL_W, BAR_X, BAR_MAX = 960, 190, 200, 420
 #: longest bar label drawn (the full name is in the tooltip)
@@ -138,12 +140,18 @@ def _recovery_bar(client: str, runs: list[RunView], color: str) -> Bar:
 
 def loss_chart(matrix: Matrix) -> BarChart:
     """Messages lost (told "sent", never seen again) and stranded (only the drain found them),
-    summed over every run of each client."""
+    summed over every run of each client. A loss the broker or the queue type owes (a quorum queue
+    losing a confirmed message under a single-node fault; a classic queue's node down) gets its own
+    grey bar, shown only when some run has one: the client's lost bar never carries it."""
     groups = []
+    owed = any(r.lost_owed for c in matrix.cells.values() for r in c.runs)
     for client in matrix.clients:
         runs = [r for f in matrix.faults for r in matrix.cell(client, f).runs]
         g = Group(client)
-        for label, attr, color in (("lost", "lost", LOST_COLOR), ("stranded", "stranded", STRANDED_COLOR)):
+        bars = [("lost", "lost_by_client", LOST_COLOR), ("stranded", "stranded", STRANDED_COLOR)]
+        if owed:
+            bars.insert(1, (OWED_LABEL, "lost_owed", OWED_COLOR))
+        for label, attr, color in bars:
             vals = [getattr(r, attr) for r in runs if getattr(r, attr) is not None]
             if not vals:
                 g.bars.append(Bar(label, None, "no data", color))
@@ -156,5 +164,8 @@ def loss_chart(matrix: Matrix) -> BarChart:
     return layout(BarChart(
         "chart-loss", "Loss per client",
         "Lost: the application was told a publish succeeded and no one saw the message again. Stranded: "
-        "safe in the broker, but only the harness's drain got it back. Summed over all of the client's runs.",
-        [("lost", LOST_COLOR), ("stranded", STRANDED_COLOR)], groups))
+        "safe in the broker, but only the harness's drain got it back. Summed over all of the client's runs."
+        + (f" {OWED_LABEL.capitalize()}: lost where the broker broke a quorum queue's promise, or a classic "
+           "queue's only node went down: not the client's doing, so not in its lost bar." if owed else ""),
+        [("lost", LOST_COLOR), *([(OWED_LABEL, OWED_COLOR)] if owed else []), ("stranded", STRANDED_COLOR)],
+        groups))

@@ -1,8 +1,9 @@
 """The client × fault matrix: one row per client, one column per fault, every run in its cell.
 
-Rows are grouped by the library under test, then strategy, then library version, so a library's
-versions sit side by side (``aio-pika-robust@9.4.3`` above ``aio-pika-robust@10.2.1``). A client
-label run against several library versions without an ``@version`` in its name (stores merged
+Rows are grouped by the library under test, then strategy, then library version (then the broker
+setup: queue type and node count, when the runs differ in it), so a library's versions sit side by
+side (``aio-pika-robust@9.4.3`` above ``aio-pika-robust@10.2.1``). A client label run against
+several library versions without an ``@version`` in its name (stores merged
 from machines with different installs) is split into one row per version rather than averaged
 into one cell.
 
@@ -63,6 +64,11 @@ class Cell:
         return str(sum(vals)) if vals else "—"
 
     @property
+    def lost_owed(self) -> int:
+        """Of the cell's lost messages, those the broker or the queue type owes (not the client)."""
+        return sum(r.lost_owed or 0 for r in self.runs)
+
+    @property
     def duplicated(self) -> str:
         vals = [r.duplicated for r in self.runs if r.duplicated is not None]
         return str(sum(vals)) if vals else "—"
@@ -96,6 +102,9 @@ class Row:
     library: str
     strategy: str
     version: str
+    #: the runs' queue type ("—": not recorded) and broker setup label ("quorum queue · 3 nodes")
+    queue_type: str = "—"
+    setup: str = ""
 
 
 @dataclass
@@ -119,6 +128,10 @@ class Matrix:
     @property
     def libraries(self) -> list[str]:
         return [g.library for g in self.groups]
+
+    def queue_types(self) -> list[str]:
+        """Every queue type the rows ran against, for the queue type filter (sorted; "—": not recorded)."""
+        return sorted({r.queue_type for g in self.groups for r in g.rows})
 
     def versions(self) -> list[tuple[str, str]]:
         """Every (library, version) pair, for the version filter."""
@@ -151,13 +164,13 @@ def build(views: list[RunView]) -> Matrix:
     for v in views:
         key = v.row or v.client
         cells.setdefault((key, v.fault), Cell(key, v.fault)).runs.append(v)
-        rows.setdefault(key, Row(key, v.library, v.strategy, v.library_version))
+        rows.setdefault(key, Row(key, v.library, v.strategy, v.library_version, v.queue_type, v.setup))
     libs = _ordered([r.library for r in rows.values()])
     strategies = _ordered([r.strategy for r in rows.values()])
     groups = []
     for lib in libs:
         mine = [r for r in rows.values() if r.library == lib]
-        mine.sort(key=lambda r: (strategies.index(r.strategy), version_key(r.version)))
+        mine.sort(key=lambda r: (strategies.index(r.strategy), version_key(r.version), r.setup))
         groups.append(Group(lib, mine))
     return Matrix(clients=[r.key for g in groups for r in g.rows], faults=_ordered([v.fault for v in views], "none"),
                   cells=cells, groups=groups)

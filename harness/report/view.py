@@ -19,12 +19,19 @@ COUNT_ORDER = ("published", "confirmed", "acknowledged", "delivered", "drained",
                "lost_unconfirmed", "stranded", "duplicated", "duplicated_redelivery", "duplicated_resend",
                "unexpected", "recovered", "reordered")
 #: counts whose non-zero value is bad news (highlighted in the table)
-BAD_COUNTS = frozenset({"lost", "lost_confirmed", "lost_unconfirmed", "stranded", "unexpected"})
+BAD_COUNTS = frozenset({"lost", "lost_confirmed", "lost_unconfirmed", "stranded", "unexpected", "lost_by_broker",
+                        "lost_queue_node_down"})
 #: what the detection clock measures (harness/checker/timing.py): from the first fault's observed
 #: effect (fault.effect start, else fault.start) to the first notice by the client under test
 DETECTION_LABEL = "detection (fault took effect → the client noticed)"
 RECOVERY_LABEL = "recovery (heal → traffic flowing again)"
 VERSION_ORDER = ("client_library", "client_library_version", "broker", "erlang", "toxiproxy", "rabbit_chaos")
+
+
+#: how a finding's owner reads (results.json findings[].owner; older runs have none: the client)
+OWNER_LABEL = {"client": "client", "broker": "broker", "config": "queue type (config)"}
+#: counts that are lost messages the client does not owe (harness.checker.cluster)
+OWED_COUNTS = ("lost_by_broker", "lost_queue_node_down")
 
 
 def _dict(x: Any) -> dict[str, Any]:
@@ -89,6 +96,33 @@ class RunView:
     library_version: str = "—"
     #: the matrix row this run sits in (set by :func:`build_all`)
     row: str = ""
+    #: the run's queue type ("classic", "quorum", ...; "—" when not recorded) and broker node count
+    #: ("—" when not recorded); ``setup``: both as one label ("quorum · 3 nodes")
+    queue_type: str = "—"
+    nodes: str = "—"
+    #: lost messages owed to the broker or to the queue type (findings with owner "broker" / "config"):
+    #: the client is not to blame for them (None: not recorded)
+    lost_owed: int | None = None
+    #: each client's broker node over time (:func:`node_strips`), and the node faults' windows
+    node_rows: list[dict[str, Any]] = field(default_factory=list)
+    node_faults: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def setup(self) -> str:
+        """"quorum · 3 nodes" ("" when neither is recorded): what the broker side of the run was."""
+        parts = []
+        if self.queue_type != "—":
+            parts.append(f"{self.queue_type} queue")
+        if self.nodes != "—":
+            parts.append(f"{self.nodes} node{'s' if self.nodes != '1' else ''}")
+        return " · ".join(parts)
+
+    @property
+    def lost_by_client(self) -> int | None:
+        """Lost messages that are the client's own (``lost`` less what the broker or the queue type owes)."""
+        if self.lost is None:
+            return None
+        return max(0, self.lost - (self.lost_owed or 0))
 
     @property
     def title(self) -> str:
@@ -162,7 +196,9 @@ def _findings(doc: dict[str, Any]) -> list[dict[str, str]]:
         if not f:
             continue
         rule = fmt.text(f.get("rule"))
+        owner = f.get("owner")
         out.append({"headline": fmt.text(f.get("headline") or rule.replace("_", " ")), "rule": rule,
+                    "owner": OWNER_LABEL.get(owner, fmt.text(owner)) if owner is not None else "client",
                     "effect": fmt.text(f.get("effect")), "count": fmt.text(f.get("count")),
                     "text": fmt.text(f.get("text")),
                     "proven": "proven" if f.get("proven") is True else
@@ -253,6 +289,11 @@ def command_for(doc: dict[str, Any]) -> tuple[str, str]:
         v = fmt.cli_number(_dict(spec.get("check_options")).get(key))
         if v is not None:
             argv += [opt, v]
+    if isinstance(spec.get("queue_type"), str) and spec["queue_type"]:
+        argv += ["--queue-type", spec["queue_type"]]
+    nodes = fmt.count(spec.get("nodes"))
+    if nodes is not None and nodes > 1:
+        argv += ["--nodes", str(nodes)]
     seed = fmt.cli_number(doc.get("seed", spec.get("seed")))
     if seed is None:
         missing.append("--seed")
@@ -282,6 +323,75 @@ def _clients(metrics: dict[str, Any]) -> list[dict[str, str]]:
                     "exit": fmt.text(c.get("exit_reason")), "code": fmt.text(c.get("code")),
                     "expected": fmt.text(c.get("expected"))})
     return out
+
+
+def _setup(doc: dict[str, Any], metrics: dict[str, Any]) -> tuple[str, str]:
+    """(queue type, node count) as text: results.json ``spec`` first, then what the checker recorded
+    (``metrics.queue_type`` / ``metrics.nodes``); "—" when neither has it."""
+    spec = _dict(doc.get("spec"))
+    qt = spec.get("queue_type") if spec.get("queue_type") not in (None, "") else metrics.get("queue_type")
+    nodes = fmt.count(spec.get("nodes"))
+    if nodes is None:
+        nodes = fmt.count(metrics.get("nodes"))
+    return (fmt.text(qt) if qt not in (None, "") else "—", "—" if nodes is None else str(nodes))
+
+
+def _pct(x: float, span: float) -> float:
+    return round(min(100.0, max(0.0, 100.0 * x / span)), 2) if span > 0 else 0.0
+
+
+def node_strips(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each client's broker node over time (``metrics.nodes_timeline``) as rows of segments, and
+    the node faults (``metrics.node_faults``), on one scale: the run's duration. A segment:
+    ``{"node", "label", "start", "end", "left", "width", "slot"}`` (left/width in percent; slot:
+    the node's colour index, by order of the run's node names; the label "no connection" for a
+    null node). Everything odd is skipped, never raised on."""
+    tl = _dict(metrics.get("nodes_timeline"))
+    raw_names = metrics.get("node_names")
+    names = [n for n in raw_names if isinstance(n, str)] if isinstance(raw_names, list) else []
+    slot: dict[str, int] = {n: i for i, n in enumerate(names)}
+    segs: list[tuple[str, list[tuple[str | None, float, float]]]] = []
+    span = fmt.num(metrics.get("duration_s")) or 0.0
+    for proc, rows in sorted(tl.items(), key=lambda x: str(x[0])):
+        got = []
+        for r in rows if isinstance(rows, list) else []:
+            r = _dict(r)
+            a, b = fmt.num(r.get("start_s")), fmt.num(r.get("end_s"))
+            if a is None or b is None:
+                continue
+            node = r.get("node") if isinstance(r.get("node"), str) else None
+            if node is not None:
+                slot.setdefault(node, len(slot))
+            got.append((node, a, max(a, b)))
+            span = max(span, b)
+        segs.append((str(proc), got))
+    faults: list[dict[str, Any]] = []
+    raw_faults = metrics.get("node_faults")
+    for f in raw_faults if isinstance(raw_faults, list) else []:
+        f = _dict(f)
+        a, b = fmt.num(f.get("start_s")), fmt.num(f.get("end_s"))
+        if a is None:
+            continue
+        span = max(span, a if b is None else b)
+        hit = f.get("nodes")
+        nodes = ", ".join(fmt.text(n) for n in hit) if isinstance(hit, list) else ""
+        faults.append({"fault": fmt.text(f.get("fault")), "nodes": nodes or "one node",
+                       "start": a, "end": b})
+    for f in faults:
+        end = span if f["end"] is None else f["end"]
+        f.update(left=_pct(f["start"], span), width=max(0.5, _pct(end - f["start"], span)),
+                 text=f"{f['fault']} of {f['nodes']}: {fmt.seconds(f['start'])} → "
+                      f"{fmt.seconds(f['end'], 'never healed')}")
+    out: list[dict[str, Any]] = []
+    for proc, got in segs:
+        row = []
+        for node, a, b in got:
+            label = node if node is not None else "no connection"
+            row.append({"node": label, "start": a, "end": b, "left": _pct(a, span),
+                        "width": max(0.5, _pct(b - a, span)), "slot": -1 if node is None else slot[node] % 6,
+                        "text": f"{label}: {fmt.seconds(a)} → {fmt.seconds(b)}"})
+        out.append({"proc": proc, "segments": row})
+    return out, faults
 
 
 def build(doc: dict[str, Any], anchor: str) -> RunView:
@@ -322,6 +432,9 @@ def build(doc: dict[str, Any], anchor: str) -> RunView:
     if not headline and interrupted:
         headline = "interrupted"
     detection = fmt.num(timing.get("detection_s"))
+    queue_type, nodes = _setup(doc, metrics)
+    owed = [c for c in (fmt.count(counts.get(k)) for k in OWED_COUNTS) if c is not None]
+    node_rows, node_faults = node_strips(metrics)
     return RunView(
         doc=doc, anchor=anchor, run_id=fmt.text(doc.get("run_id")), client=fmt.text(doc.get("client")),
         fault=fault, verdict=verdict, reasons=reasons, notes=_strings(doc.get("notes")),
@@ -338,6 +451,8 @@ def build(doc: dict[str, Any], anchor: str) -> RunView:
         recovery_why=recovery_why, hold_reason=fmt.text(_dict(doc.get("timeline")).get("hold_reason") or ""),
         settle_text=_settle(doc.get("settle")), library=library,
         strategy=split_label(fmt.text(doc.get("client")))[0], library_version=library_version,
+        queue_type=queue_type, nodes=nodes, lost_owed=sum(owed) if owed else None,
+        node_rows=node_rows, node_faults=node_faults,
     )
 
 
@@ -359,14 +474,19 @@ def anchors(docs: list[dict[str, Any]]) -> list[str]:
 def build_all(docs: list[dict[str, Any]]) -> list[RunView]:
     """Views of every run, with their matrix row and repeat numbers (1 of 3, ...) per row × fault
     cell. The row is the client label, or ``label@version`` when the same label ran against
-    several library versions (so versions are never counted as repeats of each other)."""
+    several library versions (so versions are never counted as repeats of each other), and
+    ``… · quorum queue · 3 nodes`` when the runs differ in queue type or node count (a classic and a
+    quorum run of one client are two rows, never repeats of one cell)."""
     docs = [d if isinstance(d, dict) else {} for d in docs]
     views = [build(d, a) for d, a in zip(docs, anchors(docs), strict=True)]
     versions: dict[str, set[str]] = {}
     for v in views:
         versions.setdefault(v.client, set()).add(v.library_version)
+    setups = {v.setup for v in views}
     for v in views:
         v.row = f"{v.client}@{v.library_version}" if len(versions[v.client]) > 1 else v.client
+        if len(setups) > 1:  # runs against different queue types / clusters never count as repeats
+            v.row = f"{v.row} · {v.setup or 'queue type not recorded'}"
     totals: dict[tuple[str, str], int] = {}
     for v in views:
         totals[(v.row, v.fault)] = totals.get((v.row, v.fault), 0) + 1

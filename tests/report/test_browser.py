@@ -152,3 +152,23 @@ def test_the_130_cell_page_filters_by_library_version(tmp_path: Path) -> None:
     visible = re.findall(r'<tr class="(?:mrow|libgroup)"(?![^>]*hidden)[^>]*>', html)
     assert len(rows) == 13 + 5 and len(visible) == 2
     assert 'data-charts-rendered="0"' in html
+
+
+def test_the_queue_type_filter_keeps_one_setups_runs_and_rows(tmp_path: Path) -> None:
+    from test_cluster_report import cluster_run
+
+    browser = _browser()
+    runs = [cluster_run("quorum", index=0), cluster_run("classic", index=1), cluster_run("quorum", index=2,
+                                                                                         client="pika-naive")]
+    report = render_report(runs, tmp_path / "q.html", title="queue types")
+    dom = _run(browser, tmp_path / "profile", "--dump-dom", report.as_uri() + "?queue=quorum")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    body = re.search(r"<body[^>]*>", html)
+    assert body and "data-js-error" not in body.group(0) and 'data-runs-shown="2"' in body.group(0)
+    shown = [tag for tag in _details(html).values() if " hidden" not in tag]
+    assert len(shown) == 2 and all('data-queue="quorum"' in t for t in shown)
+    visible = re.findall(r'<tr class="mrow"(?![^>]*hidden)[^>]*>', html)
+    assert len(visible) == 2 and all('data-queue="quorum"' in t for t in visible)
+    # the node strip is drawn for every run (server-side, no script needed)
+    assert html.count('class="small nodestrip"') == 3

@@ -92,7 +92,7 @@ def test_filters_offer_every_verdict_client_version_and_fault(big: tuple[list[di
     assert options("fault") == list(BIG_FAULTS)
     # what the script filters on: every run section and row carries the same keys
     runs = re.findall(r'<details class="run v-(\w+)" id="[^"]+" data-verdict="(\w+)" data-client="[^"]+" '
-                      r'data-version="[^"]+" data-fault="[^"]+">', html)
+                      r'data-version="[^"]+" data-fault="[^"]+" data-queue="[^"]+">', html)
     assert len(runs) == 130 and all(a == b for a, b in runs)
 
 

@@ -1,5 +1,5 @@
 /* rabbit-chaos report: draws each run's throughput timeline with uPlot (inlined above), opens
- * the run a matrix cell links to, and filters runs by verdict, client, library version and fault.
+ * the run a matrix cell links to, and filters runs by verdict, client, library version, queue type and fault.
  * Reads data only from the JSON block and data-* attributes; writes text only to the canvas, as
  * attribute values or via textContent, never through innerHTML, so names from a run cannot become
  * markup. Run sections are closed <details>; a run's chart is drawn when it is first opened, so a
@@ -177,7 +177,7 @@
   });
 
   /* Filters: rows, columns, cells and run sections carry data-client / data-version / data-fault /
-   * data-verdict(s); compared as plain strings (getAttribute), never parsed as markup. */
+   * data-queue / data-verdict(s); compared as plain strings (getAttribute), never parsed as markup. */
   var form = document.getElementById("filters");
   var selects = form ? Array.prototype.slice.call(form.querySelectorAll("select[data-filter]")) : [];
   var params = new URLSearchParams(location.search);
@@ -192,7 +192,7 @@
     var f = current();
     var shown = 0;
     runs.forEach(function (d) {
-      var ok = ["verdict", "client", "version", "fault"].every(function (k) {
+      var ok = ["verdict", "client", "version", "fault", "queue"].every(function (k) {
         return !f[k] || d.getAttribute("data-" + k) === f[k];
       });
       d.hidden = !ok;
@@ -204,7 +204,8 @@
     var groupsShown = {};
     document.querySelectorAll("table.matrix tr.mrow").forEach(function (tr) {
       var ok = (!f.client || tr.getAttribute("data-client") === f.client) &&
-               (!f.version || tr.getAttribute("data-version") === f.version);
+               (!f.version || tr.getAttribute("data-version") === f.version) &&
+               (!f.queue || tr.getAttribute("data-queue") === f.queue);
       var any = false;
       tr.querySelectorAll("td.cell").forEach(function (td) {
         var has = !f.verdict || (" " + td.getAttribute("data-verdicts") + " ").indexOf(" " + f.verdict + " ") >= 0;
