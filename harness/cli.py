@@ -58,6 +58,14 @@ Backend = Annotated[str | None, typer.Option(help="local | external | compose [d
 AmqpUrl = Annotated[str | None, typer.Option(help="external backend: amqp://user@host:port/ (password: "
                                                   "RABBIT_CHAOS_PASSWORD) [default: $RABBIT_CHAOS_AMQP_URL]")]
 MgmtUrl = Annotated[str | None, typer.Option(help="external backend: management API URL [default: http://HOST:15672]")]
+Nodes = Annotated[int | None, typer.Option("--nodes", min=1, max=7, help="broker nodes: 1, or a local cluster of "
+                                          "our own nodes (3 is the production size; cluster faults need it; "
+                                          "docs/cluster.md) [default: 1]")]
+QueueTypeOpt = Annotated[str | None, typer.Option("--queue-type", help="the run queue's type: classic | quorum "
+                                                  "(x-queue-type; recorded in results.json) [default: classic]")]
+QueueTypesOpt = Annotated[str | None, typer.Option("--queue-type", help="queue type(s), comma-separated: classic, "
+                                                   "quorum; several give a row per client and type (\"pika-best "
+                                                   "qq\") [default: classic]")]
 
 
 def _fail(exc: ChaosError) -> None:
@@ -114,6 +122,10 @@ def _preflight(cfg: Any, faults: list[str]) -> None:
     probe_writable(cfg.reports_dir, "reports dir", "--reports-dir")
     windows = [w.fault for f in faults for w in validate_fault(f, cfg.fault_for).windows]
     check_proxy_support(windows, planned_server(cfg.backend))  # also: a TOXIPROXY_URL that does not answer
+    for fault in windows:  # known before any boot: a cluster fault on one node
+        if "cluster" in fault.needs and cfg.nodes < 2:
+            raise ChaosError(f"{fault.name} needs a cluster (it acts on one node of several)",
+                             "add --nodes 3 (a local three-node cluster; docs/cluster.md)")
 
 
 def _params(items: list[str] | None) -> dict[str, Any] | None:
@@ -166,7 +178,7 @@ def _environment(cfg: Any) -> Any:
     from harness.env.environment import Environment
 
     return Environment(cfg.state_dir, cfg.base_port, backend=cfg.backend, amqp_url=cfg.amqp_url,
-                       management_url=cfg.management_url)
+                       management_url=cfg.management_url, nodes=cfg.nodes)
 
 
 def _pinned_envs(names: list[str]) -> None:
@@ -191,11 +203,13 @@ def run(
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
     config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
-    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None,
+    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None, queue_type: QueueTypeOpt = None,
+    nodes: Nodes = None,
 ) -> None:
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
+    from harness.config import check_queue_types
     from harness.engine import RunSpec, run_cell, validate_fault
 
     try:
@@ -203,7 +217,11 @@ def run(
                       reports_dir=reports_dir, state_dir=state_dir, base_port=base_port, params=_params(param),
                       backend=backend, amqp_url=amqp_url, management_url=management_url,
                       max_stall_s=max_stall, max_busy_s=max_busy, max_block_s=max_block,
-                      max_detection_s=max_detection, max_recovery_s=max_recovery)
+                      max_detection_s=max_detection, max_recovery_s=max_recovery, queue_type=queue_type,
+                      nodes=nodes)
+        if len(cfg.queue_type) != 1:
+            raise ChaosError(f"run takes one queue type, not {','.join(cfg.queue_type)}",
+                             "pass --queue-type classic or quorum (a matrix compares several)")
         if client is None and client_cmd is None:
             raise ChaosError("no client given", "pass --client NAME (see `rabbit-chaos clients`) or --client-cmd CMD")
         command = command_for(client_cmd) if client_cmd else None
@@ -211,6 +229,7 @@ def run(
         if command is None:
             get_client(label)
             _pinned_envs([label])  # NAME@VERSION: its library's environment, built before anything boots
+        check_queue_types(cfg.queue_type, [label])
         validate_fault(fault, cfg.fault_for)
         _preflight(cfg, [fault])
         _install_sigterm()
@@ -219,7 +238,7 @@ def run(
             console.print(f"environment: {env.versions()} (broker boot {env.broker.boot_s:.1f}s)", markup=False)
             spec = RunSpec(client=label, fault=fault, seed=cfg.seed, count=cfg.count, rate=cfg.rate,
                            warmup_s=cfg.warmup, fault_s=cfg.fault_for, work_s=cfg.work, params=cfg.params,
-                           check_options=cfg.check_options())
+                           check_options=cfg.check_options(), queue_type=cfg.queue_type[0])
             doc = run_cell(env, spec, cfg.reports_dir, command=command)
     except ChaosError as exc:
         _fail(exc)
@@ -257,15 +276,18 @@ def matrix(
     seed: Seed = None, param: Param = None, reports_dir: Reports = None, state_dir: StateDir = None,
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
     config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
-    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None,
+    max_detection: MaxDetection = None, max_recovery: MaxRecovery = None, queue_type: QueueTypesOpt = None,
+    nodes: Nodes = None,
 ) -> None:
     """Run every client × fault cell on one broker, print the table, write report.html. With no
     --clients/--faults: the default matrix (docs/matrix.md). Exit 1 when a cell failed, else 3
     when one is unknown, else 0 (--no-fail-exit: 0 once every cell ran)."""
     from harness.clients.registry import command_for
     from harness.clients.registry import get as get_client
+    from harness.config import check_queue_types
     from harness.engine import validate_fault
     from harness.matrix import planned_cells, run_matrix, split_faults
+    from harness.matrix import rows as matrix_rows
     from harness.matrix_defaults import resolve
     from harness.shard import parse_shard
 
@@ -278,7 +300,8 @@ def matrix(
                       state_dir=state_dir,
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
                       management_url=management_url, max_stall_s=max_stall, max_busy_s=max_busy,
-                      max_block_s=max_block, max_detection_s=max_detection, max_recovery_s=max_recovery)
+                      max_block_s=max_block, max_detection_s=max_detection, max_recovery_s=max_recovery,
+                      queue_type=queue_type, nodes=nodes)
         for item in client_cmd or []:
             label, eq, cmdline = item.partition("=")
             if not eq or not label or not cmdline:
@@ -291,6 +314,7 @@ def matrix(
         _pinned_envs([c for c in cfg.clients if c not in cfg.client_cmds])
         for cmdline in cfg.client_cmds.values():
             command_for(cmdline)
+        check_queue_types(cfg.queue_type, [*cfg.clients, *cfg.client_cmds])
         for f in cfg.faults:
             validate_fault(f, cfg.fault_for)
         _preflight(cfg, cfg.faults)
@@ -332,7 +356,7 @@ def matrix(
             res = run_matrix(env, cfg, progress=progress, jobs=jobs or default_jobs(), shard=part)
     finally:
         env.stop()
-    rows = [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]]
+    rows = matrix_rows(cfg)
     _print_table(res.docs, [c for c in rows if any(m[1] == c for m in mine)],
                  [f for f in cfg.faults if any(m[2] == f for m in mine)], res.unavailable,
                  only={(m[1], m[2]) for m in mine} if part is not None else None)
@@ -402,6 +426,18 @@ def abbreviate(names: list[str], width: int) -> dict[str, str]:
     return out
 
 
+def _row(doc: dict[str, Any], rows: list[str]) -> str:
+    """The table row a run belongs to: "<client> <queue-type tag>" when the matrix has a row per
+    queue type (harness.matrix.rows), else its client."""
+    from harness.matrix import QUEUE_TYPE_TAGS
+
+    client = str(doc["client"])
+    spec = doc.get("spec")
+    queue_type = spec.get("queue_type", "classic") if isinstance(spec, dict) else "classic"
+    tagged = f"{client} {QUEUE_TYPE_TAGS.get(str(queue_type), '?')}"
+    return tagged if tagged in rows else client
+
+
 def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[str],
                  unavailable: list[dict[str, str]] | None = None, width: int | None = None,
                  only: set[tuple[str, str]] | None = None) -> None:
@@ -415,7 +451,7 @@ def _print_table(docs: list[dict[str, Any]], clients: list[str], faults: list[st
     labels = {f: label_for(f) for f in faults}
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for d in docs:
-        cells.setdefault((str(d["client"]), str(d["fault"])), []).append(d)
+        cells.setdefault((_row(d, clients), str(d["fault"])), []).append(d)
     missing = {(u["client"], u["fault"]): u["reason"] for u in unavailable or []}
     cshort = abbreviate(clients, CLIENT_W)
     fshort = abbreviate([labels[f] for f in faults], FAULT_W)

@@ -9,6 +9,7 @@ key, so a typo never silently falls back to a default.
     rate = 100.0
     backend = "local"
     max_block_s = 5.0        # the scenario's expectations: the checker's deadlines
+    queue_type = "quorum"    # or ["classic", "quorum"]: a matrix row per client and queue type
 """
 
 from __future__ import annotations
@@ -50,9 +51,13 @@ class ChaosConfig(BaseModel):
     state_dir: Path | None = None
     base_port: int | None = Field(None, ge=1024, le=65000)
     backend: Literal["local", "external", "compose"] = "local"
+    nodes: int = Field(1, ge=1, le=7, description="broker nodes: 1, or a local cluster of this many (local backend)")
     amqp_url: str | None = Field(None, description="external backend; credentials may come from the environment")
     management_url: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="client strategy knobs")
+    queue_type: list[str] = Field(default_factory=lambda: ["classic"],
+                                  description="the run queue's type(s): classic, quorum; a matrix runs a row per "
+                                              "client and queue type, `run` takes exactly one")
     client_cmds: dict[str, str] = Field(default_factory=dict,
                                         description="label -> command line of a user's own client (any language)")
 
@@ -72,6 +77,50 @@ def _default_faults() -> list[str]:
     from harness.matrix_defaults import default_faults
 
     return default_faults()
+
+
+#: every queue type a run may declare (x-queue-type), and the ones the harness can run today
+QUEUE_TYPES = ("classic", "quorum", "stream")
+#: strategies that can consume a stream queue: none yet. A stream is read with basic.qos and
+#: basic.consume(x-stream-offset=...), is never emptied by acks, and refuses basic.get, which the
+#: harness's own drain uses to decide what was stranded; stream support needs all of that.
+STREAM_CLIENTS: frozenset[str] = frozenset()
+
+
+def queue_types(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``--queue-type classic,quorum`` / TOML ``queue_type = "quorum"`` or a list, as a list
+    without repeats (first spelling wins). Unknown names are a ChaosError naming them and the
+    valid ones, raised before anything boots."""
+    if value is None:
+        return ["classic"]
+    if not isinstance(value, str | list | tuple):
+        raise ChaosError(f"queue_type = {value!r} is not a queue type",
+                         'write queue_type = "quorum" or ["classic", "quorum"]')
+    items = [x.strip() for x in value.split(",")] if isinstance(value, str) else [str(x).strip() for x in value]
+    out = list(dict.fromkeys(x.lower() for x in items if x))
+    if not out:
+        raise ChaosError("no queue type given", "pass --queue-type classic, quorum or classic,quorum")
+    unknown = [x for x in out if x not in QUEUE_TYPES]
+    if unknown:
+        raise ChaosError(f"unknown queue type {unknown[0]!r}",
+                         "use classic or quorum (x-queue-type): --queue-type quorum, --queue-type classic,quorum")
+    return out
+
+
+def check_queue_types(types: list[str], clients: list[str]) -> None:
+    """Refuse, before any broker boots, a queue type the run's clients cannot be tested on: a
+    stream with any client that does not consume streams (which is every one today, and the
+    harness's drain cannot read a stream either). The error says which strategies do."""
+    if "stream" not in types:
+        return
+    lacking = [c for c in clients if c.split("@", 1)[0] not in STREAM_CLIENTS]
+    if lacking or not STREAM_CLIENTS:
+        who = ", ".join(sorted(STREAM_CLIENTS)) or "none yet"
+        raise ChaosError(
+            f"queue type 'stream' is not supported by {', '.join(lacking) or 'the harness'} "
+            f"(strategies that support streams: {who})",
+            "a stream is consumed with prefetch and an x-stream-offset, is never emptied by acks, and refuses "
+            "the basic.get the harness drains with; use --queue-type classic or quorum")
 
 
 #: the checker's deadlines a scenario may set (CLI --max-stall ..., TOML max_stall_s ..., chaos_run(...))
@@ -117,6 +166,8 @@ def load(config_file: Path | None = None, overrides: dict[str, Any] | None = Non
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     if isinstance(values.get("clients"), str):
         values["clients"] = [x.strip() for x in values["clients"].split(",") if x.strip()]
+    if "queue_type" in values:
+        values["queue_type"] = queue_types(values["queue_type"])
     if isinstance(values.get("faults"), str):
         from harness.matrix import split_faults  # the --faults rule: a comma before key= continues a fault
 

@@ -121,22 +121,66 @@ def split_faults(text: str) -> list[str]:
 
 
 def cells(cfg: ChaosConfig) -> list[tuple[str, str, int]]:
-    """Every (client, fault, repeat) of the whole matrix, client-major: the order the serial
-    matrix runs them in and the index that seeds each cell (:func:`cell_spec`)."""
+    """Every (row, fault, repeat) of the whole matrix, row-major: the order the serial matrix
+    runs them in and the index that seeds each cell (:func:`cell_spec`). A row is a client, or a
+    client and a queue type when the matrix has several (:func:`rows`)."""
+    return [(c, f, r) for c in rows(cfg) for f in cfg.faults for r in range(cfg.repeat)]
+
+
+#: a queue type's tag in a row label: short, so "pika-async-best qq" fits the 80-column table's
+#: 18-character client column (RabbitMQ's own docs say CQ and QQ)
+QUEUE_TYPE_TAGS = {"classic": "cq", "quorum": "qq", "stream": "sq"}
+
+
+def rows(cfg: ChaosConfig) -> list[str]:
+    """The matrix's row labels: each client (``--clients``, then ``--client-cmd`` labels) once per
+    queue type. With one queue type (the default) a row is the client's name, as before queue
+    types existed; with several, "<client> <tag>" (``pika-best cq``, ``pika-best qq``), the
+    queue types of a client side by side so the table compares them."""
     clients = [*cfg.clients, *[c for c in cfg.client_cmds if c not in cfg.clients]]
-    return [(c, f, r) for c in clients for f in cfg.faults for r in range(cfg.repeat)]
+    types = list(cfg.queue_type)
+    if len(types) <= 1:
+        return clients
+    return [f"{c} {QUEUE_TYPE_TAGS[t]}" for c in clients for t in types]
+
+
+def split_row(cfg: ChaosConfig, row: str) -> tuple[str, str]:
+    """A row label's (client, queue type): the inverse of :func:`rows`."""
+    types = list(cfg.queue_type) or ["classic"]
+    if len(types) > 1:
+        client, _, tag = row.rpartition(" ")
+        for t in types:
+            if client and QUEUE_TYPE_TAGS[t] == tag:
+                return client, t
+    return row, types[0]
+
+
+def row_of(cfg: ChaosConfig, doc: dict[str, Any]) -> str:
+    """The row a cell's results.json belongs to (its client, and its queue type when the matrix
+    has several)."""
+    client = str(doc.get("client"))
+    if len(cfg.queue_type) <= 1:
+        return client
+    spec = doc.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    return f"{client} {QUEUE_TYPE_TAGS.get(str(spec.get('queue_type', 'classic')), '?')}"
 
 
 def queue_type_of(cfg: ChaosConfig) -> str | None:
     """The queue type the matrix sets, when the configuration has that setting (part of a cell's
     identity, so a quorum cell and a classic cell are two cells)."""
     value = getattr(cfg, "queue_type", None)
+    if isinstance(value, list | tuple):  # --queue-type classic,quorum: the matrix's list
+        return ",".join(str(v) for v in value) or None
     return str(value) if value else None
 
 
 def identity(cfg: ChaosConfig, client: str, fault: str, repeat: int) -> str:
-    """The cell's identity for sharding (harness.shard.cell_identity)."""
-    return cell_identity(client, fault, repeat, queue_type_of(cfg))
+    """The cell's identity for sharding (harness.shard.cell_identity): its client and its own
+    queue type (``client`` is the cell's row, :func:`rows`). A classic cell leaves the queue type
+    out, so a matrix without ``--queue-type`` splits exactly as it did before queue types."""
+    name, queue_type = split_row(cfg, client)
+    return cell_identity(name, fault, repeat, None if queue_type == "classic" else queue_type)
 
 
 def planned_cells(cfg: ChaosConfig, shard: Shard | None = None) -> list[tuple[int, str, str, int]]:
@@ -167,10 +211,13 @@ def cell_set_digest(cfg: ChaosConfig) -> str:
 def cell_spec(cfg: ChaosConfig, client: str, fault: str, index: int) -> RunSpec:
     """The RunSpec of one cell (the ``index``-th of :func:`cells`): the matrix's workload and
     deadlines, and the client knobs of the fault's curated column (harness.matrix_defaults:
-    e.g. heartbeat 5 s for the silent-fault columns) under the user's own ``--param``."""
-    return RunSpec(client=client, fault=fault, seed=None if cfg.seed is None else cfg.seed + index,
+    e.g. heartbeat 5 s for the silent-fault columns) under the user's own ``--param``. ``client``
+    is the cell's row (:func:`rows`): the client, with its queue type when the matrix has several."""
+    name, queue_type = split_row(cfg, client)
+    return RunSpec(client=name, fault=fault, seed=None if cfg.seed is None else cfg.seed + index,
                    count=cfg.count, rate=cfg.rate, warmup_s=cfg.warmup, fault_s=cfg.fault_for,
-                   work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options())
+                   work_s=cfg.work, params=cell_params(fault, cfg.params), check_options=cfg.check_options(),
+                   queue_type=queue_type)
 
 
 def start_matrix(cfg: ChaosConfig, progress: Progress | None,
@@ -208,7 +255,8 @@ def run_matrix(env: Environment, cfg: ChaosConfig, progress: Progress | None = N
             emit("cell-start", info)
             spec = cell_spec(cfg, client, fault, i)
             try:
-                cmd = command_for(cfg.client_cmds[client]) if client in cfg.client_cmds else None
+                name = split_row(cfg, client)[0]
+                cmd = command_for(cfg.client_cmds[name]) if name in cfg.client_cmds else None
                 doc = run_cell(env, spec, out, command=cmd)
             except FaultUnavailable as exc:
                 res.unavailable.append({"client": client, "fault": fault, "reason": exc.problem})

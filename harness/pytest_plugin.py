@@ -79,12 +79,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="run only shard K of N of the collected tests (1 <= K <= N; split by test id, not "
                      "collection order, the same rule as `rabbit-chaos matrix --shard`): N CI jobs run "
                      "K=1..N")
+    g.addoption("--chaos-queue-type", default="classic", type=_queue_type_option, metavar="TYPE",
+                help="the run queue's type for chaos_run: classic | quorum (x-queue-type) [default: classic]; "
+                     "a test may pass queue_type= itself")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 21672]")
     g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
                 choices=["local", "external", "compose"], help="broker backend [default: local]")
     g.addoption("--chaos-amqp-url", default=None, help="external backend AMQP URL [default: $RABBIT_CHAOS_AMQP_URL]")
     g.addoption("--chaos-management-url", default=None, help="external backend management URL")
+
+
+def _queue_type_option(value: str) -> str:
+    """``--chaos-queue-type``: one known, supported queue type, refused as a usage error before any
+    broker boots (the same rules and words as the CLI's ``--queue-type``)."""
+    import argparse
+
+    from harness.config import check_queue_types, queue_types
+    from harness.errors import ChaosError
+
+    try:
+        types = queue_types(value)
+        if len(types) != 1:
+            raise ChaosError(f"one queue type, not {','.join(types)}", "pass --chaos-queue-type classic or quorum")
+        check_queue_types(types, [])
+    except ChaosError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.problem} (fix: {exc.fix})") from None
+    return types[0]
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -189,7 +210,7 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 
 @pytest.fixture
-def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
+def chaos_run(chaos_env: Any, pytestconfig: pytest.Config) -> Callable[..., RunOutcome]:
     """Run ``client`` under ``fault`` (a fault or a timeline) and return a RunOutcome."""
     from harness.engine import RunSpec, run_cell
     from harness.errors import FaultUnavailable
@@ -199,8 +220,12 @@ def chaos_run(chaos_env: Any) -> Callable[..., RunOutcome]:
 
     def run(client: str, fault: str = "none", **spec: Any) -> RunOutcome:
         """``spec``: RunSpec fields, plus the scenario's deadlines as keywords (max_stall_s,
-        max_busy_s, max_block_s, max_detection_s, max_recovery_s) into its check_options."""
-        from harness.config import DEADLINES, check_deadlines
+        max_busy_s, max_block_s, max_detection_s, max_recovery_s) into its check_options.
+        ``queue_type``: the test's own, else ``--chaos-queue-type``."""
+        from harness.config import DEADLINES, check_deadlines, check_queue_types, queue_types
+
+        spec["queue_type"] = queue_types(spec.get("queue_type") or pytestconfig.getoption("--chaos-queue-type"))[0]
+        check_queue_types([spec["queue_type"]], [client])
 
         deadlines = check_deadlines({k: spec.pop(k) for k in DEADLINES if k in spec})
         if deadlines:

@@ -363,8 +363,10 @@ class CellRunner:
 
     def command(self, cell: Cell) -> list[str] | None:
         from harness.clients.registry import command_for
+        from harness.matrix import split_row
 
-        return command_for(self.cfg.client_cmds[cell.client]) if cell.client in self.cfg.client_cmds else None
+        name = split_row(self.cfg, cell.client)[0]  # the row's client (a row may carry a queue type)
+        return command_for(self.cfg.client_cmds[name]) if name in self.cfg.client_cmds else None
 
     def __call__(self, cell: Cell, cancel: Cancel) -> CellResult:
         if cell.scope != "run":
@@ -457,8 +459,9 @@ def attach_info(env: Environment) -> dict[str, Any]:
     broker = env.broker
     server = env.proxy_server
     return {"backend": env.backend, "state_dir": str(env.state_dir), "base_port": env.base_port,
+            "nodes": env.nodes,  # a cluster's proxy ports and node list (Environment.proxy_listen)
             "amqp_url": broker.amqp_url("/") if env.backend == "external" else None,
-            "management_url": getattr(broker, "management_url", None) if env.backend == "external" else None,
+            "management_url": broker.mgmt.base_url if env.backend == "external" else None,
             "proxy_url": server.url if server is not None else None,
             "proxy_kind": server.kind if server is not None else None,
             "proxy_version": server.version if server is not None else None}
@@ -471,7 +474,8 @@ def attach(info: dict[str, Any]) -> Environment:
     from harness.env.toxiproxy import ToxiproxyClient, ToxiproxyServer
 
     env = Environment(Path(info["state_dir"]), int(info["base_port"]), backend=info["backend"],
-                      amqp_url=info.get("amqp_url"), management_url=info.get("management_url"))
+                      amqp_url=info.get("amqp_url"), management_url=info.get("management_url"),
+                      nodes=int(info.get("nodes", 1)))
     env.proxy_slot = int(info.get("proxy_slot", 0))
     if info.get("proxy_url"):
         env.proxy_server = ToxiproxyServer(info["proxy_url"], info["proxy_kind"], info["proxy_version"])
@@ -527,7 +531,7 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
     """The matrix with cells side by side (``jobs`` > 1): same outputs as the serial
     :func:`harness.matrix.run_matrix` (matrix.json, report, ``reports/latest``), docs in cell
     order, plus ``timing`` (:func:`matrix_timing`); only ``shard``'s cells when given."""
-    from harness.matrix import _interrupted_docs, finish, planned_cells, start_matrix
+    from harness.matrix import _interrupted_docs, finish, planned_cells, row_of, start_matrix
 
     res, emit = start_matrix(cfg, progress, shard)
     out = res.dir
@@ -563,7 +567,7 @@ def run_matrix_parallel(env: Environment, cfg: ChaosConfig, progress: Progress |
             placed = [(r.cell.index, r.doc) for r in sched.results if r.doc is not None]
             never = list(sched.unrun)
             for c in sched.cut:  # started, no record returned: its own record, else it never ran
-                doc = next((d for d in found if (d.get("client"), d.get("fault")) == (c.client, c.fault)), None)
+                doc = next((d for d in found if (row_of(cfg, d), d.get("fault")) == (c.client, c.fault)), None)
                 if doc is None:
                     never.append(c)
                 else:

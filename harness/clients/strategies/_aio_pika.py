@@ -33,10 +33,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aio_pika
 import aio_pika.abc
 import aiormq.exceptions
+from yarl import URL
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
-from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
+from harness.clients.strategies._common import (
+    LossTracker,
+    Nodes,
+    describe,
+    queue_arguments,
+    record_delivery,
+    url_port,
+    work_async,
+)
 
 #: aio-pika's defaults: channels confirm publishes; heartbeat as the broker proposes (60);
 #: robust connections retry every 5 s. publish_timeout_s bounds a publish that hangs while the
@@ -143,15 +152,24 @@ def with_query(url: str, **params: str) -> str:
 
 
 async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
-                  defaults: Mapping[str, Any] = AIO_PIKA_PARAMS) -> aio_pika.abc.AbstractConnection:
+                  defaults: Mapping[str, Any] = AIO_PIKA_PARAMS,
+                  nodes: Nodes | None = None) -> aio_pika.abc.AbstractConnection:
     """Connect, and hook the connection's callbacks to ``conn.lost`` / ``conn.open`` (a robust
     connection calls its close callbacks for every failed reconnect attempt too). ``defaults``:
     the calling strategy's PARAMS, for the knobs the user did not set (``heartbeat``,
-    ``reconnect_interval_s``)."""
+    ``reconnect_interval_s``).
+
+    ``nodes`` (a failing-over client): connect to :meth:`Nodes.next_url`; on a cluster a robust
+    connection is also pointed at the next node whenever it closes. ``connect_robust`` takes one
+    URL and reconnects to ``connection.url``, which it reads afresh at every attempt (aio-pika
+    itself rewrites it in ``update_secret``), so the close callback sets it to the next node's:
+    the reconnect after a lost node goes to another one. Without ``nodes``, or on one node: the
+    run's ``amqp_url``, exactly as before."""
     watch_blocked(ctx)
     # the name goes in the URL too: aio-pika before 10.1 ignores ``client_properties`` when it is given
     # a URL, and an unnamed connection cannot be found by a targeted fault (force-close:target=...)
-    url = with_query(ctx.cfg.amqp_url, name=ctx.cfg.connection_name)
+    first = nodes.next_url() if nodes is not None else ctx.cfg.amqp_url
+    url = with_query(first, name=ctx.cfg.connection_name)
     kwargs: dict[str, Any] = {"client_properties": {"connection_name": ctx.cfg.connection_name},
                               "heartbeat": int(ctx.cfg.param("heartbeat", defaults.get("heartbeat", 60)))}
     connect_timeout = ctx.cfg.param("connect_timeout_s", defaults.get("connect_timeout_s"))
@@ -161,7 +179,13 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
         kwargs["reconnect_interval"] = float(ctx.cfg.param("reconnect_interval_s",
                                                            defaults.get("reconnect_interval_s", 5.0)))
         conn: aio_pika.abc.AbstractConnection = await aio_pika.connect_robust(url, **kwargs)
-        conn.reconnect_callbacks.add(lambda *_: tracker.opened())  # type: ignore[attr-defined]
+        conn.reconnect_callbacks.add(lambda *_: tracker.opened(url_port(str(conn.url))))  # type: ignore[attr-defined]
+        if nodes is not None and nodes.cluster:
+            def next_node(*_: Any) -> None:
+                nodes.failed()
+                conn.url = URL(with_query(nodes.current, name=ctx.cfg.connection_name))  # type: ignore[attr-defined]
+
+            conn.close_callbacks.add(next_node)
     else:
         conn = await aio_pika.connect(url, **kwargs)
 
@@ -173,7 +197,7 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
         tracker.lost(exc or ConnectionError("closed"))
 
     conn.close_callbacks.add(on_close)
-    tracker.opened()
+    tracker.opened(url_port(first))
     return conn
 
 
@@ -191,7 +215,7 @@ async def _publish_all(ctx: ClientContext, robust: bool) -> None:
     timeout = p("publish_timeout_s", AIO_PIKA_PARAMS["publish_timeout_s"])
     delay = float(p("retry_delay_s", 1.0))
     tracker = LossTracker(ctx)
-    conn = await connect(ctx, robust, tracker)
+    conn = await connect(ctx, robust, tracker, nodes=Nodes(ctx.cfg) if robust else None)
     try:
         channel = await conn.channel(publisher_confirms=confirms)
         watch = await watch_channel(ctx, channel)
@@ -250,7 +274,7 @@ async def _restored(conn: aio_pika.abc.AbstractConnection, channel: aio_pika.abc
 
 async def _consume(ctx: ClientContext, robust: bool) -> None:
     tracker = LossTracker(ctx)
-    conn = await connect(ctx, robust, tracker)
+    conn = await connect(ctx, robust, tracker, nodes=Nodes(ctx.cfg) if robust else None)
     lost: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
     def on_close(_conn: Any, exc: BaseException | None = None) -> None:

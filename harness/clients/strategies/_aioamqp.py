@@ -32,7 +32,14 @@ import aioamqp.protocol
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
-from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
+from harness.clients.strategies._common import (
+    LossTracker,
+    describe,
+    queue_arguments,
+    record_delivery,
+    url_port,
+    work_async,
+)
 
 #: heartbeat as RabbitMQ proposes (aioamqp's own default is to accept the server's value);
 #: confirms and persistence on; publish_timeout_s bounds a confirm that never comes. It is 5 s,
@@ -64,8 +71,11 @@ class Session:
     """One aioamqp connection + channel with the queue declared."""
 
     def __init__(self, ctx: ClientContext, tracker: LossTracker,
-                 defaults: Mapping[str, Any] = AIOAMQP_PARAMS) -> None:
+                 defaults: Mapping[str, Any] = AIOAMQP_PARAMS, url: str | None = None) -> None:
         self.ctx = ctx
+        #: the node this session connects to: another node's URL for a failing-over client,
+        #: else the run's ``amqp_url``
+        self.url = url or ctx.cfg.amqp_url
         self.tracker = tracker
         #: the calling strategy's PARAMS, for the knobs the user did not set (``heartbeat``)
         self.defaults = defaults
@@ -81,10 +91,10 @@ class Session:
         each basic.return before the basic.ack of the same message), declare the queue."""
         p = self.ctx.cfg.param
         self.transport, self.protocol = await aioamqp.connect(
-            **url_params(self.ctx.cfg.amqp_url), heartbeat=int(p("heartbeat", self.defaults.get("heartbeat", 60))),
+            **url_params(self.url), heartbeat=int(p("heartbeat", self.defaults.get("heartbeat", 60))),
             client_properties={"connection_name": self.ctx.cfg.connection_name},
             on_error=self.tracker.lost)
-        self.tracker.opened()
+        self.tracker.opened(url_port(self.url))
         self.channel = await self.protocol.channel(return_callback=on_return)
         self.channel.add_cancellation_callback(self._on_cancel)
         await self.channel.queue_declare(self.ctx.cfg.queue, durable=True, arguments=queue_arguments(self.ctx.cfg))

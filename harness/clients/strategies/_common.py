@@ -61,6 +61,7 @@ class Nodes:
     def __init__(self, cfg: ClientConfig) -> None:
         self.urls = failover_urls(cfg)
         self.index = 0
+        self.attempted = False
 
     @property
     def cluster(self) -> bool:
@@ -76,15 +77,32 @@ class Nodes:
         self.index = (self.index + 1) % len(self.urls)
         return self.current
 
+    def next_url(self) -> str:
+        """The URL of the next connection attempt: the first node the first time, then the next
+        node each time (round robin). Every attempt after the first is a reconnect, after a
+        connection that was lost or refused; on one node it is always ``amqp_url``."""
+        if self.attempted:
+            self.failed()
+        self.attempted = True
+        return self.current
+
+    def next_urls(self) -> list[str]:
+        """:meth:`next_url`, as the whole list from that node on (for a library that tries a list)."""
+        self.next_url()
+        return self.in_turn()
+
     def in_turn(self) -> list[str]:
         """Every URL, starting at the current one (a library that tries a list in order, like
         pika's ``BlockingConnection([...])``, then starts where the rotation is)."""
         return self.urls[self.index:] + self.urls[:self.index]
 
-    def use(self, url: str) -> None:
-        """The library connected to ``url`` (it tried a list): continue the rotation from there."""
-        if url in self.urls:
-            self.index = self.urls.index(url)
+    def use_port(self, port: int | None) -> None:
+        """The library connected to the node on ``port`` (it tried a list and picked one itself):
+        the rotation continues from there."""
+        for i, url in enumerate(self.urls):
+            if port is not None and url_port(url) == port:
+                self.index = i
+                return
 
     def port(self) -> int | None:
         """The current URL's port, for ``conn.open``."""

@@ -45,11 +45,19 @@ class Stopped(Exception):
     """Raised from a kombu callback to leave a retry loop on SIGTERM."""
 
 
-def connection(ctx: ClientContext, defaults: Mapping[str, Any] = KOMBU_PARAMS) -> Connection:
+def connection(ctx: ClientContext, defaults: Mapping[str, Any] = KOMBU_PARAMS,
+               urls: list[str] | None = None) -> Connection:
     """The run's kombu Connection: heartbeat and confirms from the knobs (``defaults``: the
-    strategy's own), named ``<run_id>/<proc>``, connection.blocked recorded."""
+    strategy's own), named ``<run_id>/<proc>``, connection.blocked recorded. ``urls`` (a failing-
+    over client on a cluster: every node, the first one to try first): kombu's own failover,
+    ``alternates`` with the round-robin ``failover_strategy``: ``ensure_connection`` moves to the
+    next node after each refused attempt. Without them: the run's ``amqp_url`` alone."""
     p = ctx.cfg.param
-    return Connection(ctx.cfg.amqp_url, heartbeat=float(p("heartbeat", defaults["heartbeat"])),
+    failover: dict[str, Any] = {}
+    if urls and len(urls) > 1:
+        failover = {"alternates": list(urls), "failover_strategy": "round-robin"}
+    return Connection(urls[0] if urls else ctx.cfg.amqp_url, heartbeat=float(p("heartbeat", defaults["heartbeat"])),
+                      **failover,
                       transport_options={
                           "confirm_publish": bool(p("confirm_publish", defaults["confirm_publish"])),
                           "client_properties": {"connection_name": ctx.cfg.connection_name},

@@ -49,10 +49,12 @@ PERSISTENT = pika.BasicProperties(delivery_mode=2)  # persistent: written to dis
 TRANSIENT = pika.BasicProperties()  # delivery_mode unset = transient, as in the tutorials
 
 
-def parameters(ctx: ClientContext, defaults: Mapping[str, Any] = PIKA_PARAMS) -> pika.URLParameters:
+def parameters(ctx: ClientContext, defaults: Mapping[str, Any] = PIKA_PARAMS,
+               url: str | None = None) -> pika.URLParameters:
     """Connection parameters for this client: URL + knobs + connection name. ``defaults``: the
-    strategy's own defaults for the knobs (pika's, unless the strategy chooses others)."""
-    params = pika.URLParameters(ctx.cfg.amqp_url)
+    strategy's own defaults for the knobs (pika's, unless the strategy chooses others); ``url``:
+    another node's URL (a failing-over client), else the run's ``amqp_url``."""
+    params = pika.URLParameters(url or ctx.cfg.amqp_url)
     params.heartbeat = ctx.cfg.param("heartbeat", defaults["heartbeat"])
     params.blocked_connection_timeout = ctx.cfg.param(
         "blocked_connection_timeout", defaults["blocked_connection_timeout"])

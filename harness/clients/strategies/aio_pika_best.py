@@ -24,7 +24,12 @@ error), each against a column of the default matrix that fails without it:
 * **a delivery-tag gap check**: packet-loss can drop a whole delivery; the broker then holds it
   unacked until the channel closes (stranded), so a skipped tag drops the connection and the
   broker redelivers: packet-loss;
-* **a handshake deadline** (``connect_timeout_s``) on every robust reconnect: packet-loss.
+* **a handshake deadline** (``connect_timeout_s``) on every robust reconnect: packet-loss;
+* **cluster failover** (``amqp_urls``: one URL per node): ``connect_robust`` takes one URL, so
+  the application rotates: a robust connection that closes is pointed at the next node before it
+  reconnects (``_aio_pika.connect``), and every fresh connection (the restore deadline's) starts
+  at the next node: node-kill, node-cut (a single-host client waits for its node). On one node
+  every connection goes to it, as before.
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ import aiormq.exceptions
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aio_pika
-from harness.clients.strategies._common import LossTracker, describe, queue_arguments, record_delivery, work_async
+from harness.clients.strategies._common import (
+    LossTracker,
+    Nodes,
+    describe,
+    queue_arguments,
+    record_delivery,
+    work_async,
+)
 
 NAME = "aio-pika-best"
 LIBRARY = "aio-pika"
@@ -83,7 +95,8 @@ async def _publish_all(ctx: ClientContext) -> None:
     timeout = float(_param(ctx, "confirm_timeout_s"))
     deadline = float(_param(ctx, "restore_deadline_s"))
     tracker = LossTracker(ctx)
-    conn, channel, watch = await _open_publisher(ctx, tracker)
+    nodes = Nodes(ctx.cfg)
+    conn, channel, watch = await _open_publisher(ctx, tracker, nodes)
     try:
         outbox = _aio.AsyncOutbox(ctx)
         backoff = Backoff(ctx)
@@ -132,7 +145,7 @@ async def _publish_all(ctx: ClientContext) -> None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(_aio_pika.close(conn, tracker), 3.0)
                 tracker.closing = False
-                opened = await _reopen(ctx, tracker, backoff)
+                opened = await _reopen(ctx, tracker, backoff, nodes)
                 if opened is None:
                     return
                 conn, channel, watch = opened
@@ -140,9 +153,9 @@ async def _publish_all(ctx: ClientContext) -> None:
         await _aio_pika.close(conn, tracker)
 
 
-async def _open_publisher(ctx: ClientContext, tracker: LossTracker
+async def _open_publisher(ctx: ClientContext, tracker: LossTracker, nodes: Nodes
                           ) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractChannel, Any]:
-    conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+    conn = await _aio_pika.connect(ctx, True, tracker, PARAMS, nodes)
     # on_return_raises: a mandatory message the broker returns (no queue bound) raises
     # PublishError; without it aio-pika hands the returned message back as the publish result
     channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -151,12 +164,14 @@ async def _open_publisher(ctx: ClientContext, tracker: LossTracker
     return conn, channel, watch
 
 
-async def _reopen(ctx: ClientContext, tracker: LossTracker, backoff: Backoff
+async def _reopen(ctx: ClientContext, tracker: LossTracker, backoff: Backoff, nodes: Nodes
                   ) -> tuple[aio_pika.abc.AbstractConnection, aio_pika.abc.AbstractChannel, Any] | None:
-    """A fresh robust connection + channel, retried with back-off; None at SIGTERM."""
+    """A fresh robust connection + channel (on a cluster: at the next node), retried with
+    back-off; None at SIGTERM."""
     while not ctx.stopping.is_set():
         try:
-            return await asyncio.wait_for(_open_publisher(ctx, tracker), 2 * float(_param(ctx, "connect_timeout_s")))
+            return await asyncio.wait_for(_open_publisher(ctx, tracker, nodes),
+                                          2 * float(_param(ctx, "connect_timeout_s")))
         except (aiormq.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
                 aio_pika.exceptions.ChannelInvalidStateError):
             pass
@@ -183,11 +198,12 @@ async def _consume(ctx: ClientContext) -> None:
     backoff = Backoff(ctx)
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
     deadline = float(_param(ctx, "restore_deadline_s"))
+    nodes = Nodes(ctx.cfg)
     while not ctx.stopping.is_set():
         restart = Restart()
         conn: aio_pika.abc.AbstractConnection | None = None
         try:
-            conn = await _aio_pika.connect(ctx, True, tracker, PARAMS)
+            conn = await _aio_pika.connect(ctx, True, tracker, PARAMS, nodes)
             # pkt-loss can drop an RPC's reply (basic.qos, queue.declare): no wait here is unbounded
             channel = await asyncio.wait_for(_subscribe(ctx, conn, processed, restart),
                                              float(_param(ctx, "connect_timeout_s")))

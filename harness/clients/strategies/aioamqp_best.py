@@ -25,7 +25,10 @@ matrix that fails without it:
 * **deadlines on setup** (``setup_timeout_s``: connect, channel, declare, consume): aioamqp waits
   forever for a reply a lossy link dropped: packet-loss;
 * the URL is percent-decoded before connecting (``_aioamqp.url_params``): aioamqp's ``from_url``
-  sends a vhost such as "a%2Bb" undecoded and the broker refuses it.
+  sends a vhost such as "a%2Bb" undecoded and the broker refuses it;
+* **cluster failover** (``amqp_urls``: one URL per node): aioamqp connects to one host, so every
+  connection after the first goes to the next node, round robin: node-kill, node-cut (a
+  single-host client waits for its node). On one node every connection goes to it, as before.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import aioamqp.exceptions
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aioamqp
 from harness.clients.strategies._aioamqp import CONN_ERRORS, Session
-from harness.clients.strategies._common import LossTracker, body_id, describe, record_delivery, work_async
+from harness.clients.strategies._common import LossTracker, Nodes, body_id, describe, record_delivery, work_async
 
 T = TypeVar("T")
 
@@ -86,6 +89,7 @@ async def _publish_all(ctx: ClientContext) -> None:
     tracker = LossTracker(ctx)
     outbox = _aio.AsyncOutbox(ctx)
     backoff = Backoff(ctx)
+    nodes = Nodes(ctx.cfg)
     returned: dict[str, str] = {}  # id -> the broker's reason, filled by basic.return
 
     async def on_return(_channel: Any, body: bytes, envelope: Any, _props: Any) -> None:
@@ -97,7 +101,7 @@ async def _publish_all(ctx: ClientContext) -> None:
     try:
         while True:
             if session is None:  # (re)connect: channel, queue, confirm_select, return callback
-                opening = Session(ctx, tracker, PARAMS)
+                opening = Session(ctx, tracker, PARAMS, nodes.next_url())
                 try:
                     session = await _within(opening.open(confirm=True, on_return=on_return), setup, "connect")
                 except CONN_ERRORS as exc:
@@ -161,6 +165,7 @@ async def _consume(ctx: ClientContext) -> None:
     setup = float(_param(ctx, "setup_timeout_s"))
     tracker = LossTracker(ctx)
     backoff = Backoff(ctx)
+    nodes = Nodes(ctx.cfg)
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
 
     tags = _aio.DeliveryTags()
@@ -187,7 +192,7 @@ async def _consume(ctx: ClientContext) -> None:
         ctx.event("ack", id=mid)
 
     while not ctx.stopping.is_set():
-        session = Session(ctx, tracker, PARAMS)
+        session = Session(ctx, tracker, PARAMS, nodes.next_url())
         try:
             await _within(_subscribe(ctx, session, on_message, prefetch), setup, "connect + consume")
             # until SIGTERM (True), or a cancel / channel close (False): start over

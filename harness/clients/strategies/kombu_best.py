@@ -22,6 +22,11 @@ What each defence is for (the matrix column that fails without it; docs/recipes.
 * idempotent redelivery: an id already processed is acked again without being processed again.
 * delivery-tag gap: a skipped tag means a delivery was lost in transit and sits unacked on the
   broker for this channel: drop the connection so the broker redelivers it (``packet-loss``).
+* cluster failover (``amqp_urls``: one URL per node): kombu's own, ``alternates`` with the
+  round-robin ``failover_strategy`` (``ensure_connection`` moves to the next node after each
+  refused attempt), and a lost connection is replaced by one that starts at the next node, not
+  by ``clone()``, which starts again at the node that just failed (``node-kill``, ``node-cut``).
+  On one node: ``clone()``, as before.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from kombu import Connection, Consumer, Producer
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _kombu
-from harness.clients.strategies._common import LossTracker, Outbox, body_id, describe
+from harness.clients.strategies._common import LossTracker, Nodes, Outbox, body_id, describe
 
 NAME = "kombu-best"
 LIBRARY = "kombu"
@@ -103,15 +108,20 @@ def _connect(ctx: ClientContext, conn: Connection, tracker: LossTracker) -> None
     stop = _kombu.check_stopping(ctx)
     policy = {k: _p(ctx, k) for k in ("max_retries", "interval_start", "interval_step", "interval_max")}
     conn.ensure_connection(errback=lambda _exc, _interval: stop(), callback=stop, **policy)
-    tracker.opened()
+    tracker.opened(conn.port if isinstance(conn.port, int) else None)
 
 
-def _drop(conn: Connection) -> Connection:
+def _drop(ctx: ClientContext, conn: Connection, nodes: Nodes) -> Connection:
     """Forget a broken connection without any I/O (a close handshake could wait forever on a
-    blocked or silent broker) and return a fresh one with the same settings."""
+    blocked or silent broker) and return a fresh one with the same settings: on one node its
+    ``clone()``; on a cluster a connection that starts at the node after the one that failed
+    (kombu may have switched nodes itself: the rotation continues from the one it was on)."""
     with contextlib.suppress(Exception):
         conn.collect()
-    return conn.clone()
+    if not nodes.cluster:
+        return conn.clone()
+    nodes.use_port(conn.port if isinstance(conn.port, int) else None)
+    return _kombu.connection(ctx, PARAMS, nodes.next_urls())
 
 
 def _close(conn: Connection, dog: Watchdog) -> None:
@@ -138,7 +148,8 @@ def publisher(ctx: ClientContext) -> None:
     confirm_s, setup_s = float(_p(ctx, "confirm_timeout_s")), float(_p(ctx, "setup_timeout_s"))
     returned: list[str] = []  # basic.return of the message in flight (py-amqp calls on_return before the ack)
     queue = _kombu.queue(ctx)
-    conn = _kombu.connection(ctx, PARAMS)
+    nodes = Nodes(ctx.cfg)
+    conn = _kombu.connection(ctx, PARAMS, nodes.next_urls())
     producer: Producer | None = None
     errors = (*conn.connection_errors, *conn.channel_errors, OSError)
 
@@ -156,7 +167,7 @@ def publisher(ctx: ClientContext) -> None:
                         producer = Producer(channel, on_return=on_return)
                 except errors as exc:
                     tracker.lost(exc)
-                    conn = _drop(conn)
+                    conn = _drop(ctx, conn, nodes)
                     continue
             mid = outbox.next()
             if mid is None:
@@ -179,7 +190,7 @@ def publisher(ctx: ClientContext) -> None:
                 else:
                     tracker.lost(dog.cause(exc))
                 outbox.retry_first(mid)
-                conn, producer = _drop(conn), None
+                conn, producer = _drop(ctx, conn, nodes), None
                 continue
             if returned:
                 # routed nowhere (the queue is gone): not lost, say so, re-create the queue, re-send
@@ -191,7 +202,7 @@ def publisher(ctx: ClientContext) -> None:
                         queue(producer.channel).declare()
                 except errors as exc:
                     tracker.lost(exc)
-                    conn, producer = _drop(conn), None
+                    conn, producer = _drop(ctx, conn, nodes), None
                 continue
             ctx.event("publish.ok", id=mid, confirmed=True)
     except _kombu.Stopped:
@@ -219,7 +230,8 @@ class _Consumer:
     def run(self) -> None:
         ctx = self.ctx
         tracker = LossTracker(ctx)
-        conn = _kombu.connection(ctx, PARAMS)
+        nodes = Nodes(ctx.cfg)
+        conn = _kombu.connection(ctx, PARAMS, nodes.next_urls())
         errors = (*conn.connection_errors, *conn.channel_errors, OSError)
         try:
             while not ctx.stopping.is_set():
@@ -232,7 +244,7 @@ class _Consumer:
                         ctx.channel_closed(exc.reply_text or describe(exc), exc.reply_code)
                     else:
                         tracker.lost(self.dog.cause(exc))
-                    conn = _drop(conn)
+                    conn = _drop(ctx, conn, nodes)
         except _kombu.Stopped:
             return
         finally:

@@ -89,7 +89,8 @@ class _Client:
     def _on_open(self, conn: pika.SelectConnection) -> None:
         self.was_open = True
         _pika.watch_blocked(self.ctx, conn)
-        self.ctx.event("conn.open")
+        port = getattr(getattr(conn, "params", None), "port", None)  # which node's proxy, on a cluster
+        self.ctx.event("conn.open", **({"port": port} if isinstance(port, int) else {}))
         conn.channel(on_open_callback=self._on_channel)
 
     def _on_open_error(self, _conn: Any, exc: BaseException) -> None:

@@ -20,6 +20,10 @@ and the matrix column that fails without it (docs/recipes.md has more):
 * exponential back-off between reconnects; idempotent redelivery (an id already processed is acked
   without processing it again); a delivery-tag gap (a delivery lost in transit) aborts the
   connection so the broker redelivers it (``packet-loss``: stranded).
+* cluster failover (``amqp_urls``: one URL per node): SelectConnection takes one parameters
+  object, so every connection attempt after the first goes to the next node, round robin
+  (``node-kill``, ``node-cut``: a single-host client waits for its node; this one moves on). On
+  one node every attempt goes to that node, as before.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pika.spec import Basic
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika, pika_async
-from harness.clients.strategies._common import body_id, describe, queue_arguments
+from harness.clients.strategies._common import Nodes, body_id, describe, queue_arguments
 from harness.clients.strategies._pika import Backoff, DeadlineExpired, abort
 
 NAME = "pika-async-best"
@@ -62,13 +66,14 @@ class _Best(pika_async._Client):
         super().__init__(ctx)
         self.backoff = Backoff(float(_p(ctx, "retry_delay_s")), float(_p(ctx, "max_delay_s")))
         self.setup_timer: Any = None
+        self.nodes = Nodes(ctx.cfg)
 
     # -- connection ------------------------------------------------------------------------
     def connect(self) -> None:
         if self.closing:
             return
         self.was_open = False
-        params = _pika.parameters(self.ctx, PARAMS)
+        params = _pika.parameters(self.ctx, PARAMS, self.nodes.next_url())
         params.stack_timeout = float(_p(self.ctx, "setup_timeout_s")) * 2  # TCP + AMQP handshake, bounded
         self.conn = pika.SelectConnection(params, on_open_callback=self._on_open,
                                           on_open_error_callback=self._on_open_error,

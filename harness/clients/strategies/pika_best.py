@@ -25,6 +25,10 @@ What each defence is for (the matrix column that fails without it; docs/recipes.
 * delivery-tag gap: tags on a channel count up by one; a gap means a delivery was lost in transit
   (the broker holds it unacked for this channel until it closes), so the connection is dropped and
   the broker redelivers (``packet-loss``: stranded).
+* cluster failover (``amqp_urls``: one URL per node): pika's own way, a list of connection
+  parameters that BlockingConnection tries in order, rotated so each reconnect starts at the
+  node after the last one tried (``node-kill``, ``node-cut``: a single-host client waits for its
+  node; this one moves on). On one node the list is that node alone: nothing changes.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pika.adapters.utils import connection_workflow
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
-from harness.clients.strategies._common import Outbox, body_id, describe
+from harness.clients.strategies._common import Nodes, Outbox, body_id, describe
 from harness.clients.strategies._pika import Backoff, deadline
 
 NAME = "pika-best"
@@ -71,23 +75,36 @@ def _backoff(ctx: ClientContext) -> Backoff:
     return Backoff(float(_p(ctx, "retry_delay_s")), float(_p(ctx, "max_delay_s")))
 
 
-def _connect(ctx: ClientContext) -> pika.BlockingConnection:
+def _connect(ctx: ClientContext, nodes: Nodes) -> pika.BlockingConnection:
     """A connection with heartbeat 5 s and blocked_connection_timeout 5 s, blocked/unblocked
-    recorded (``conn.blocked``: the broker's reason)."""
-    params = _pika.parameters(ctx, PARAMS)
-    params.stack_timeout = float(_p(ctx, "setup_timeout_s")) * 2  # TCP + AMQP handshake, bounded
-    conn = pika.BlockingConnection(params)
+    recorded (``conn.blocked``: the broker's reason). On a cluster: one parameters object per
+    node, starting at the next node (:meth:`Nodes.next_urls`); BlockingConnection tries them in
+    order, each within its own ``stack_timeout``, and the rotation continues from the one that
+    answered."""
+    params = []
+    for url in nodes.next_urls():
+        p = _pika.parameters(ctx, PARAMS, url)
+        p.stack_timeout = float(_p(ctx, "setup_timeout_s")) * 2  # TCP + AMQP handshake, bounded
+        params.append(p)
+    conn = pika.BlockingConnection(params if nodes.cluster else params[0])
+    nodes.use_port(_port(conn))
     _pika.watch_blocked(ctx, conn)
     return conn
 
 
-def _reconnect(ctx: ClientContext, backoff: Backoff, setup: Any) -> Any:
+def _port(conn: pika.BlockingConnection) -> int | None:
+    """The port the connection reached (which node's proxy, on a cluster)."""
+    port = getattr(getattr(getattr(conn, "_impl", None), "params", None), "port", None)
+    return port if isinstance(port, int) else None
+
+
+def _reconnect(ctx: ClientContext, backoff: Backoff, setup: Any, nodes: Nodes) -> Any:
     """Open a connection and run ``setup(conn)`` on it, retrying with back-off until it works
     (returns setup's result) or SIGTERM (None). A failed attempt lost nothing: no event."""
     while not ctx.stopping.is_set():
         conn = None
         try:
-            conn = _connect(ctx)
+            conn = _connect(ctx, nodes)
             with deadline(conn, float(_p(ctx, "setup_timeout_s")), "connection setup"):
                 result = setup(conn)
         except CONNECTION_ERRORS:
@@ -96,7 +113,7 @@ def _reconnect(ctx: ClientContext, backoff: Backoff, setup: Any) -> Any:
                 return None
             continue
         backoff.reset()
-        ctx.event("conn.open")
+        ctx.event("conn.open", **({"port": port} if (port := _port(conn)) is not None else {}))
         return result
     return None
 
@@ -118,13 +135,14 @@ def publisher(ctx: ClientContext) -> None:
     ``publish.info`` (outcome unknown), reconnect with back-off, re-send."""
     outbox = Outbox(ctx)
     backoff = _backoff(ctx)
+    nodes = Nodes(ctx.cfg)
     confirm_s = float(_p(ctx, "confirm_timeout_s"))
     conn: pika.BlockingConnection | None = None
     channel: BlockingChannel | None = None
     try:
         while True:
             if conn is None or channel is None:
-                opened = _reconnect(ctx, backoff, lambda c: (c, _publishing_channel(ctx, c)))
+                opened = _reconnect(ctx, backoff, lambda c: (c, _publishing_channel(ctx, c)), nodes)
                 if opened is None:
                     return  # SIGTERM while reconnecting
                 conn, channel = opened
@@ -188,8 +206,9 @@ class _Consumer:
 
     def run(self) -> None:
         backoff = _backoff(self.ctx)
+        nodes = Nodes(self.ctx.cfg)
         while not self.ctx.stopping.is_set():
-            conn = _reconnect(self.ctx, backoff, lambda c: c)
+            conn = _reconnect(self.ctx, backoff, lambda c: c, nodes)
             if conn is None:
                 return
             try:
