@@ -82,6 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-queue-type", default="classic", type=_queue_type_option, metavar="TYPE",
                 help="the run queue's type for chaos_run: classic | quorum (x-queue-type) [default: classic]; "
                      "a test may pass queue_type= itself")
+    g.addoption("--chaos-nodes", type=int, default=1, choices=range(1, 8), metavar="N",
+                help="broker nodes: 1, or a local cluster of N of our own nodes (cluster faults need it; "
+                     "docs/cluster.md) [default: 1]")
     g.addoption("--chaos-state-dir", default=None, help="broker state dir [default: .rabbit-chaos/state]")
     g.addoption("--chaos-base-port", type=int, default=None, help="first local port used [default: 21672]")
     g.addoption("--chaos-backend", default=os.environ.get("RABBIT_CHAOS_BACKEND", "local"),
@@ -196,10 +199,13 @@ def chaos_env(pytestconfig: pytest.Config) -> Iterator[Any]:
     idx = _worker_index()
     base = pytestconfig.getoption("--chaos-base-port") or default_base_port()
     state = Path(pytestconfig.getoption("--chaos-state-dir") or default_state_dir())
-    env = Environment(state / f"w{idx}" if idx else state, base + 10 * idx,
+    nodes = pytestconfig.getoption("--chaos-nodes")
+    # a worker's ports: 10 apart for one node; a cluster spans base .. base + 400 (harness.env.cluster)
+    stride = 10 if nodes == 1 else 500
+    env = Environment(state / f"w{idx}" if idx else state, base + stride * idx,
                       backend=pytestconfig.getoption("--chaos-backend"),
                       amqp_url=pytestconfig.getoption("--chaos-amqp-url"),
-                      management_url=pytestconfig.getoption("--chaos-management-url"))
+                      management_url=pytestconfig.getoption("--chaos-management-url"), nodes=nodes)
     with quiet_harness_logs():
         env.start()
     try:

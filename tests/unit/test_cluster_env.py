@@ -169,3 +169,27 @@ def test_reap_local_kills_a_killed_runs_cluster_nodes_and_epmd(tmp_path: Path) -
     for p in sleepers:
         assert p.wait(timeout=5) != 0
     assert not list(tmp_path.rglob("pids.json"))
+
+
+@pytest.mark.parametrize("cmd", [["run", "--client", "pika-best"], ["matrix", "--clients", "pika-best"]])
+def test_cli_refuses_a_cluster_fault_on_one_node_before_any_boot(tmp_path: Path, cmd: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    flag = "--fault" if cmd[0] == "run" else "--faults"
+    res = CliRunner().invoke(app, [*cmd, flag, "node-partition", "--state-dir", str(tmp_path / "s"),
+                                   "--reports-dir", str(tmp_path / "r"), "--base-port", str(BASE)])
+    assert res.exit_code == 2, res.output
+    assert "node-partition needs a cluster" in res.output and "--nodes 3" in res.output
+    assert not (tmp_path / "s").exists()  # nothing booted, nothing written
+
+
+def test_config_takes_nodes(tmp_path: Path) -> None:
+    from harness.config import load
+
+    (tmp_path / "c.toml").write_text("nodes = 3\n")
+    assert load(tmp_path / "c.toml").nodes == 3
+    (tmp_path / "c.toml").write_text("nodes = 8\n")
+    with pytest.raises(ChaosError, match="nodes"):
+        load(tmp_path / "c.toml")
