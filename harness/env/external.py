@@ -75,7 +75,7 @@ class ExternalBroker:
         self.user = unquote(parts.username or os.environ.get("RABBIT_CHAOS_USER", "guest"))
         self.password = unquote(parts.password or os.environ.get("RABBIT_CHAOS_PASSWORD", "guest"))
         self.management_url = (management_url or os.environ.get("RABBIT_CHAOS_MANAGEMENT_URL")
-                               or f"http://{self.host}:15672")
+                               or f"http://{self.host}:15672").rstrip("/")  # one spelling: as mgmt.base_url
         self.mgmt = Management(self.management_url, self.user, self.password)
         self.boot_s: float | None = 0.0
         #: vhosts of killed earlier runs deleted by start()
@@ -108,7 +108,7 @@ class ExternalBroker:
             raise ChaosError(f"cannot reach an AMQP broker at {shown} ({type(exc).__name__})",
                              "check the host and port, and that the broker is running") from None
         try:
-            who = httpx.get(self.management_url.rstrip("/") + "/api/whoami", auth=(self.user, self.password),
+            who = httpx.get(self.management_url + "/api/whoami", auth=(self.user, self.password),
                             timeout=5)
         except httpx.HTTPError as exc:
             raise ChaosError(f"cannot reach the management API at {self.management_url} ({type(exc).__name__})",

@@ -314,10 +314,10 @@ def test_matrix_child_gets_the_external_management_url_from_the_contract() -> No
     from harness.run.parallel import attach_info
 
     b = ExternalBroker("amqp://bob:pw@127.0.0.1:1/", management_url="http://127.0.0.1:2/")
-    env = SimpleNamespace(broker=b, backend="external", state_dir=Path("/tmp/rc-hB"), base_port=25200,
+    env = SimpleNamespace(broker=b, backend="external", state_dir=Path("/tmp/rc-hB"), base_port=25200, nodes=1,
                           proxy_server=None)
     info = attach_info(env)  # type: ignore[arg-type]
     assert info["management_url"] == "http://127.0.0.1:2"
-    env_local = SimpleNamespace(broker=NullBackend(), backend="local", state_dir=Path("/tmp/rc-hB"),
+    env_local = SimpleNamespace(broker=NullBackend(), backend="local", state_dir=Path("/tmp/rc-hB"), nodes=1,
                                 base_port=25200, proxy_server=None)
     assert attach_info(env_local)["management_url"] is None  # type: ignore[arg-type]
