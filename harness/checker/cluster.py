@@ -10,7 +10,7 @@ say; the run's spec does (``CheckOptions.queue_type``):
   in such a run is the **broker's** finding, not the client's (:func:`attribute`).
 * **classic**: a classic queue lives on one node and is not replicated. What the broker confirmed
   while that node was down had nowhere to survive: the **queue type's** doing (``config``). What it
-  confirmed before and lost across the node's restart was not persistent (a durable classic queue
+  confirmed while it was up and lost across the node's restart was not persistent (a durable classic queue
   keeps persistent messages across a kill): still the client's, with the node fault named.
 
 docs/checker.md ("Queue types and clusters") gives the reasoning and what a user sees.
@@ -21,18 +21,20 @@ The queue's node comes from ``queue.sample`` ``node`` / ``leader`` (the manageme
 ``fault.effect`` ``queue_node``; unknown, any node a down-fault hit may have been it.
 
 Pure functions over the fold's low-volume lists and the fault windows: O(k log k) for k fault,
-sample and ``conn.node`` events; the classic split reads the lost ids' ``publish.ok`` in one pass
-over the events, only when a classic run lost confirmed messages under a node fault (a failing run).
+sample and ``conn.node`` events; the classic split reads the events of the node-down stretch only
+(bisected), when a classic run lost confirmed messages under a node fault (a failing run).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from harness.checker.effects import FaultWindow
-from harness.checker.fold import Fold
+from harness.checker.fold import Fold, get_t
 from harness.checker.lifecycle import Lifecycle
 from harness.checker.text import rel
 
@@ -185,8 +187,9 @@ def may_owe(faults: list[FaultWindow], queue_type: str | None) -> bool:
 def attribute(idx: Fold, faults: list[FaultWindow], queue_type: str | None, confirmed: set[str]) -> Attribution:
     """Split lost *confirmed* ids by owner (module docstring). ``confirmed``: the lost ids with a
     ``publish.ok`` confirmed=true still counted as lost. Empty attribution when the run's queue type
-    is not known, or no node fault happened. O(k log k), plus one pass over the events up to the
-    last down-fault's end for a classic run."""
+    is not known, or no node fault happened. O(k log k), plus for a classic run a pass over the
+    events while the queue's node was down. An id confirmed while the node was down is the queue
+    type's even if it was (re-sent and) confirmed again later."""
     out = Attribution()
     hits = node_hits(faults)
     if not confirmed or not hits or queue_type not in ("quorum", "classic"):
@@ -211,8 +214,7 @@ def attribute(idx: Fold, faults: list[FaultWindow], queue_type: str | None, conf
         return out
     qnodes = queue_nodes(idx)
     out.down = down
-    told = _last_confirm(idx, confirmed, max(float("inf") if h.end is None else h.end for h in down))
-    out.queue_type = {i for i, t in told.items() if any(h.covers(t) for h in down)}
+    out.queue_type = _confirmed_within(idx, confirmed, down)
     whose = "the classic queue's node" if qnodes else "a node (the classic queue's node is not recorded)"
     out.context = (f"{whose} was down ({'; '.join(h.says(t0) for h in down)}): a durable classic queue keeps "
                    "persistent messages across its node's restart, so these, confirmed while it was up, were not "
@@ -240,15 +242,18 @@ def stranded_context(idx: Fold, faults: list[FaultWindow], queue_type: str | Non
             "unavailable until it came back, and consuming again then is the client's part")
 
 
-def _last_confirm(idx: Fold, ids: set[str], horizon: float) -> dict[str, float]:
-    """id -> the time of its last confirmed ``publish.ok`` at or before ``horizon`` (ids confirmed
-    only later are absent). One pass over the events up to ``horizon``; O(n) at worst, on a
-    failing run's path only."""
-    told: dict[str, float] = {}
-    for ev in idx.events:
-        t = ev["t"]
-        if t > horizon:
-            break
-        if ev["kind"] == "publish.ok" and ev.get("confirmed") and ev.get("id") in ids:
-            told[ev["id"]] = t
-    return told
+def _confirmed_within(idx: Fold, ids: set[str], spans: list[NodeHit]) -> set[str]:
+    """The ``ids`` with a confirmed ``publish.ok`` inside one of ``spans``. Reads only the events
+    from the first span's start to the last one's end (found by bisection): O(log n + w) for the w
+    events in that stretch, on a failing run's path only."""
+    a = min(h.start for h in spans)
+    b = max(float("inf") if h.end is None else h.end for h in spans)
+    evs = idx.events
+    lo = bisect_left(evs, a, key=get_t)
+    hi = len(evs) if b == float("inf") else bisect_right(evs, b, key=get_t)
+    out: set[str] = set()
+    for ev in islice(evs, lo, hi):
+        if ev["kind"] == "publish.ok" and ev["id"] in ids and ev.get("confirmed") and \
+                any(h.covers(ev["t"]) for h in spans):
+            out.add(ev["id"])
+    return out

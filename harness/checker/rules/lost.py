@@ -27,7 +27,7 @@ type is known and a node fault happened:
   quorum queue's run whose faults hit at most one node at a time, with consumers that ack. A
   quorum queue promises to keep a confirmed message through that.
 * **lost while the classic queue's node was down** (``counts.lost_queue_node_down``, owner
-  "config", headline "lost (classic queue)"): last confirmed while a fault had the classic queue's
+  "config", headline "lost (classic queue)"): confirmed while a fault had the classic queue's
   only node down. The queue type's doing: it is not replicated.
 * the rest stay the client's ``lost_confirmed``; under a classic queue's node fault their reason
   says so (a durable classic queue keeps *persistent* messages across its node's restart).
