@@ -14,7 +14,7 @@ from harness.engine import check_available
 from harness.env.backend import Capabilities, NullBackend
 from harness.errors import ChaosError, FaultUnavailable
 from harness.faults.base import FaultContext
-from harness.faults.catalogue.cluster import _heal_expr, _partition_expr
+from harness.faults.catalogue.cluster import _heal_expr, _partition_expr, erlang_atoms
 from harness.faults.registry import faults, parse
 
 NODES = ["rc_a@localhost", "rc_b@localhost", "rc_c@localhost"]
@@ -154,7 +154,9 @@ class PartitionBackend(NullBackend):
         if expr == "nodes().":
             if node in self.isolated:
                 return "[]\n"
-            return "[" + ",".join(f"'{n}'" for n in self.node_names if n != node and n not in self.isolated) + "]\n"
+            # as Erlang prints them: bare atoms (a@h needs no quotes), the CLI's own node quoted
+            seen = [n for n in self.node_names if n != node and n not in self.isolated]
+            return "[" + ",\n ".join([*seen, "'rabbitmqcli-1-x@localhost'"]) + "]\n"
         if expr == "rabbit:is_running().":
             return "false\n" if node in self.isolated else "true\n"
         return ""
@@ -180,6 +182,11 @@ def test_node_partition_isolates_then_rejoins_the_node() -> None:
     evals = [a[2] for op, a in b.calls if op == "ctl" and a[0] == NODES[1] and a[1] == "eval"]
     assert "disconnect_node" in evals[0]
     assert any("net_kernel:connect_node" in e for e in evals[1:])
+
+
+def test_printed_erlang_node_lists_parse_bare_or_quoted() -> None:
+    assert erlang_atoms("[rc_a@localhost,\n 'rc-b@localhost']\n") == {"rc_a@localhost", "rc-b@localhost"}
+    assert erlang_atoms("[]\n") == set()
 
 
 def test_partition_erlang_quotes_node_names_and_uses_a_fresh_cookie() -> None:

@@ -206,9 +206,16 @@ def _heal_expr(peers: list[str]) -> str:
             f"|| P <- {_peer_list(peers)}], ok.")
 
 
+def erlang_atoms(out: str) -> set[str]:
+    """The atoms of a printed Erlang list (``[a@h,'b-c@h']``), unquoted: Erlang quotes an atom
+    only when it must, so a node name may come back bare or quoted."""
+    body = out.strip().removeprefix("[").removesuffix("]").replace("\n", " ")
+    return {a.strip().strip("'") for a in body.split(",") if a.strip()}
+
+
 def _sees(ctx: FaultContext, at: str, other: str) -> bool:
     """Does node ``at`` hold a distribution link to ``other``? (``nodes()`` on ``at``)"""
-    return _atom(other) in ctx.broker.ctl("eval", "nodes().", node=at, timeout=15).replace("\n", "")
+    return other in erlang_atoms(ctx.broker.ctl("eval", "nodes().", node=at, timeout=15))
 
 
 def _serving(ctx: FaultContext, node: str) -> bool:
