@@ -17,8 +17,9 @@ docs/checker.md ("Queue types and clusters") gives the reasoning and what a user
 
 The node a fault hit comes from its ``fault.effect`` events (``node``: the Erlang node name, the
 cluster faults write it) or its ``params.node``; a node fault that names none counts as one node.
-The queue's node comes from ``queue.sample`` ``node`` / ``leader`` (the management API's view) or a
-``fault.effect`` ``queue_node``; unknown, any node a down-fault hit may have been it.
+The queue's node comes from ``queue.sample`` ``node`` / ``leader`` (the management API's view), a
+``fault.effect`` ``queue_node``, or the node ``leader-kill`` killed (it picks the queue's leader, or
+a classic queue's home node); unknown, any node a down-fault hit may have been it.
 
 Pure functions over the fold's low-volume lists and the fault windows: O(k log k) for k fault,
 sample and ``conn.node`` events; the classic split reads the events of the node-down stretch only
@@ -46,6 +47,8 @@ DOWN_FAULTS = frozenset({"node-kill", "node-stop", "node-pause", "leader-kill", 
 #: every fault that acts on one node: the down faults, and ``node-cut`` (clients lose their path to
 #: one node; the node itself and its queues carry on)
 NODE_FAULTS = DOWN_FAULTS | {"node-cut"}
+#: the fault that kills the node hosting the run queue: its ``node`` is the queue's node
+LEADER_KILL = "leader-kill"
 #: the node a fault hit when it names none (one node all the same)
 UNNAMED = "?"
 
@@ -101,7 +104,8 @@ def most_nodes_at_once(hits: list[NodeHit]) -> int:
 
 def queue_nodes(idx: Fold) -> list[str]:
     """The nodes the run's queue was seen on (``queue.sample`` ``node`` / ``leader``,
-    ``fault.effect`` ``queue_node``), in order of first sight. O(s + k)."""
+    ``fault.effect`` ``queue_node``, the node ``leader-kill`` killed: it chose the node hosting
+    the queue), in order of first sight. O(s + k)."""
     seen: dict[str, None] = {}
     for ev in idx.kind("queue.sample"):
         for key in ("node", "leader"):
@@ -109,7 +113,8 @@ def queue_nodes(idx: Fold) -> list[str]:
             if isinstance(v, str) and v:
                 seen.setdefault(v, None)
     for ev in idx.kind("fault.effect"):
-        v = ev.get("queue_node")
+        # leader-kill picks the queue's node itself (a quorum queue's leader, a classic queue's home)
+        v = ev.get("queue_node") or (ev.get("node") if ev.get("fault") == LEADER_KILL else None)
         if isinstance(v, str) and v:
             seen.setdefault(v, None)
     return list(seen)

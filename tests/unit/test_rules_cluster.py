@@ -207,3 +207,17 @@ def test_nodes_timeline_from_conn_node() -> None:
     # conn.node is the harness's: it is no client event (lifetimes, detection, drops ignore it)
     assert set(r.metrics["clients"]) == {"consumer-0", "publisher-0"}
     assert r.timing.detection_s is None
+
+
+def test_classic_leader_kill_names_the_queues_home_node() -> None:
+    """leader-kill picks the queue's node itself: a later node-stop of another node is not the queue's."""
+    h = clean_run(per_publisher=3)
+    node_fault(h, "leader-kill", N1, 1.0, 3.0, window=0)
+    node_fault(h, "node-stop", N2, 4.0, 6.0, window=1)
+    h.at(5.0).publish("publisher-0", "p0-70")  # confirmed while rabbit-2 (not the queue's node) was down
+    h.at(2.0).publish("publisher-0", "p0-71")  # confirmed while rabbit-1 (the queue's home) was down
+    r = run(h.at(7).finish(), "classic")
+    assert r.counts.lost_queue_node_down == 1 and r.examples["lost_queue_node_down"] == ["p0-71"]
+    assert r.metrics["queue_nodes"] == [N1]
+    assert [(f["category"], f["owner"]) for f in r.findings] == [("lost_confirmed", "client"),
+                                                                 ("lost_queue_node_down", "config")]
