@@ -20,30 +20,41 @@ from collections import defaultdict
 from typing import Any
 
 
-def cell_order(metas: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
-    """(client rank, fault rank) from the matrices' own ``clients`` and ``faults`` lists, first
-    appearance wins, metas taken in the order given (the caller sorts them)."""
+def cell_order(metas: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(client rank, queue type rank, fault rank) from the matrices' own ``clients``,
+    ``queue_type`` ("classic,quorum") and ``faults``, first appearance wins, metas taken in the
+    order given (the caller sorts them)."""
     clients: dict[str, int] = {}
+    types: dict[str, int] = {}
     faults: dict[str, int] = {}
     for meta in metas:
         for c in meta.get("clients") or []:
             clients.setdefault(str(c), len(clients))
+        for t in str(meta.get("queue_type") or "").split(","):
+            if t:
+                types.setdefault(t, len(types))
         for f in meta.get("faults") or []:
             faults.setdefault(str(f), len(faults))
-    return clients, faults
+    return clients, types, faults
+
+
+def _queue_type(doc: dict[str, Any]) -> str:
+    spec = doc.get("spec")
+    return str(spec.get("queue_type", "classic")) if isinstance(spec, dict) else "classic"
 
 
 def in_matrix_order(docs: list[dict[str, Any]], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``docs`` (already in start-time order) re-ordered by the matrices' cell order; runs no
-    matrix names keep their start-time order, after the others. Stable: with no matrix.json the
-    order is unchanged. O(n log n)."""
+    """``docs`` (already in start-time order) re-ordered by the matrices' cell order (row-major:
+    client, its queue type, then fault, as harness.matrix.cells); runs no matrix names keep
+    their start-time order, after the others. Stable: with no matrix.json the order is
+    unchanged. O(n log n)."""
     if not metas:
         return docs
-    crank, frank = cell_order(metas)
-    far = len(crank) + len(frank) + 1
+    crank, trank, frank = cell_order(metas)
+    far = len(crank) + len(trank) + len(frank) + 1
     indexed = list(enumerate(docs))
-    indexed.sort(key=lambda p: (crank.get(str(p[1].get("client")), far), frank.get(str(p[1].get("fault")), far),
-                                p[0]))
+    indexed.sort(key=lambda p: (crank.get(str(p[1].get("client")), far), trank.get(_queue_type(p[1]), far),
+                                frank.get(str(p[1].get("fault")), far), p[0]))
     return [d for _, d in indexed]
 
 

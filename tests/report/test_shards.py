@@ -363,3 +363,22 @@ def test_the_parallel_matrix_runs_only_its_shards_cells(tmp_path, monkeypatch):
     meta = json.loads((res.dir / "matrix.json").read_text())
     assert meta["shard"] == "2/2" and meta["cells"] == 3 and meta["cells_total"] == 6
     assert res.dir.name.endswith("-shard-2-of-2")
+
+
+def test_merged_runs_come_back_in_row_major_cell_order():
+    """client, then its queue type (a matrix with several has a row per type), then fault,
+    whatever order the runs started in."""
+    from harness.report.merge import in_matrix_order
+
+    meta = {"clients": ["b", "a"], "faults": ["none", "cut"], "queue_type": "classic,quorum"}
+
+    def doc(c: str, t: str, f: str) -> dict[str, Any]:
+        return {"client": c, "fault": f, "spec": {"queue_type": t}}
+
+    want = [doc(c, t, f) for c in ("b", "a") for t in ("classic", "quorum") for f in ("none", "cut")]
+    shuffled = want[:]
+    random.Random(3).shuffle(shuffled)
+    assert in_matrix_order(shuffled, [meta]) == want
+    assert in_matrix_order(shuffled, []) == shuffled  # no matrix.json: start-time order kept
+    stray = {"client": "z", "fault": "none"}
+    assert in_matrix_order([stray, *shuffled], [meta])[-1] is stray
