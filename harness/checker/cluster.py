@@ -179,6 +179,8 @@ class Attribution:
     queue_type: set[str] = field(default_factory=set)
     broker_why: str = ""
     down: list[NodeHit] = field(default_factory=list)
+    #: the queue's node was recorded (else any down node may have been it)
+    queue_node_known: bool = False
     context: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -218,6 +220,7 @@ def attribute(idx: Fold, faults: list[FaultWindow], queue_type: str | None, conf
     if not down:
         return out
     qnodes = queue_nodes(idx)
+    out.queue_node_known = bool(qnodes)
     out.down = down
     out.queue_type = _confirmed_within(idx, confirmed, down)
     whose = "the classic queue's node" if qnodes else "a node (the classic queue's node is not recorded)"

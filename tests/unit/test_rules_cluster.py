@@ -155,6 +155,7 @@ def test_classic_fault_on_another_node_attributes_nothing() -> None:
 def test_classic_with_the_queues_node_not_recorded_counts_any_down_node() -> None:
     r = run(killed(during=("p0-70",)), "classic")
     assert r.counts.lost_queue_node_down == 1 and r.headline == "lost (classic queue)"
+    assert "the queue node is not recorded: taken to be the one down" in r.reasons[0]
 
 
 def test_classic_node_cut_does_not_take_the_queue_down() -> None:

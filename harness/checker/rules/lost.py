@@ -175,7 +175,8 @@ def _queue_type_finding(ctx: RuleContext, owed: Attribution) -> Finding:
     what = "; ".join(h.says(ctx.idx.t0) for h in owed.down)
     return Finding(
         "lost_queue_node_down", n,
-        f"lost {plural(n, 'message')} the broker confirmed while the classic queue's node was down ({what}): "
+        f"lost {plural(n, 'message')} the broker confirmed while the classic queue's node was down ({what}"
+        f"{'' if owed.queue_node_known else '; the queue node is not recorded: taken to be the one down'}): "
         "a classic queue lives on one node and is not replicated, so what was confirmed into it then had no "
         "replica to survive in. The queue type's doing, not the client's: a quorum queue keeps them"
         f"{eg(ex, n)}",
