@@ -72,7 +72,7 @@ def parse_shard(text: str, flag: str = "--shard") -> Shard:
     if not slash or not 1 <= index <= total:
         raise ChaosError(f"{flag} {text!r} is not K/N with 1 <= K <= N",
                          f"give the job's shard number and the number of jobs, e.g. {flag} 2/4 "
-                         "(job 2 of 4); every job gets the same clients, faults and repeat")
+                         "(job 2 of 4), and the same other options to every job")
     if total > MAX_SHARDS:
         raise ChaosError(f"{flag} {text!r}: {total} shards is more than {MAX_SHARDS}",
                          f"use at most {MAX_SHARDS} jobs; a shard of a matrix is at least one cell")

@@ -382,3 +382,18 @@ def test_merged_runs_come_back_in_row_major_cell_order():
     assert in_matrix_order(shuffled, []) == shuffled  # no matrix.json: start-time order kept
     stray = {"client": "z", "fault": "none"}
     assert in_matrix_order([stray, *shuffled], [meta])[-1] is stray
+
+
+def test_a_shard_with_no_cells_still_counts_in_the_merge(tmp_path, fake_matrix):
+    """More jobs than cells: the extra shard runs nothing, exits 0, and still writes
+    matrix.json, so the merge sees every shard present."""
+    cells_per_shard = []
+    for k in (1, 2, 3):
+        res = _matrix(tmp_path / f"s{k}", "--clients", "pika-best", "--faults", "none,conn-cut", "--shard", f"{k}/3")
+        assert res.exit_code == 0, res.output
+        [meta] = (tmp_path / f"s{k}").glob("matrix-*/matrix.json")
+        cells_per_shard.append(json.loads(meta.read_text())["cells"])
+    assert sorted(cells_per_shard) == [0, 1, 1]
+    res = runner.invoke(app, ["report", *(str(tmp_path / f"s{k}") for k in (1, 2, 3)), "--out",
+                              str(tmp_path / "r.html"), "--fail-exit"])
+    assert res.exit_code == 0 and "missing shard" not in res.output, res.output
