@@ -277,7 +277,10 @@ def ours_state_dir(pid: int) -> Path | None:
     env = _environ_dict(pid)
     if env.get("RABBITMQ_NODENAME", "").startswith("rabbit_chaos_") and env.get("RABBITMQ_LOG_BASE"):
         broker_dir = Path(env["RABBITMQ_LOG_BASE"]).parent
-        # <state>/broker/log in an Environment's layout; <state>/log for a LocalBroker of its own
+        # <state>/broker/log in an Environment's layout; <state>/cluster/<letter>/log for a node of
+        # a local cluster (harness.env.cluster); <state>/log for a LocalBroker of its own
+        if broker_dir.parent.name == "cluster":
+            return broker_dir.parent.parent
         return broker_dir.parent if broker_dir.name == "broker" else broker_dir
     if "harness.proxy" in cmdline(pid):
         with contextlib.suppress(OSError):
@@ -300,8 +303,9 @@ def describe_holder(port: int) -> tuple[str, str | None]:
         return f"by {name} (pid {pid})", None
     if str(state) == "?":
         return f"by a rabbit-chaos proxy (pid {pid}) of another run", None
-    record = state / "broker" / "pids.json"
-    owner = PidRecord(record if record.exists() else state / "pids.json").load().get("owner")
+    records = [state / "broker" / "pids.json", *sorted((state / "cluster").glob("*/pids.json"))]
+    record = next((r for r in records if r.exists()), state / "pids.json")
+    owner = PidRecord(record).load().get("owner")
     if isinstance(owner, int) and owner != os.getpid() and alive(owner):
         return (f"by a rabbit-chaos {name} (pid {pid}) of a run still going (harness pid {owner}) "
                 f"under state dir {state}"), None
