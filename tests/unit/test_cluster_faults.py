@@ -125,7 +125,7 @@ def test_leader_kill_on_a_classic_queue_kills_its_home_node_and_says_so() -> Non
     c = ctx_for(b, queue_type="classic")
     run("leader-kill", c)
     start = c.effects[0]
-    assert start.extra["node"] == NODES[2] and start.extra["role"] == "home"
+    assert start.extra["node"] == NODES[2] and start.extra["queue_role"] == "home"
     assert "classic queue: no leader" in start.effect
 
 

@@ -178,7 +178,7 @@ class LeaderKill(Fault):
         ctx.broker.kill_node(name)
         what = "leader node down" if leader else f"queue home node down ({qtype} queue: no leader, its one copy)"
         ctx.effect(what, observed=ctx.broker.node_state(name) == "down", node=name, queue_type=qtype,
-                   role="leader" if leader else "home")
+                   queue_role="leader" if leader else "home")  # not "role": an event field
 
     def heal(self, ctx: FaultContext) -> None:
         name: str | None = getattr(self, "_target", None)
