@@ -21,6 +21,7 @@ import pytest
 from harness.env import procs
 from harness.env.cluster import LocalCluster, node_name, node_ports
 from harness.env.environment import Environment
+from harness.errors import ChaosError
 from harness.faults.base import FaultContext
 from harness.faults.registry import parse
 
@@ -55,6 +56,10 @@ def test_a_sigkilled_cluster_run_is_reaped_by_the_next() -> None:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
         assert all(procs.alive(b) for b in beams if b), "SIGKILL of the owner leaves the nodes (until reaped)"
+        # a run under another state dir is told the ports hold a leftover of ours, and where to reap it
+        with pytest.raises(ChaosError) as info:
+            Environment(STATE_DIR / "other", BASE_PORT, nodes=3).preflight()
+        assert f"run with --state-dir {state.resolve()} to reap it" in (info.value.fix or ""), info.value
         nxt = Environment(state, BASE_PORT, nodes=3)
         nxt.preflight()  # the next run's first step: reaps the three nodes (and an epmd, if it outlived us)
         assert _ours_running() == []
