@@ -189,6 +189,7 @@ class LocalCluster:
         is a ChaosError naming the node and its log."""
         self.preflight()
         for m in self.members:
+            m.cancel.clear()
             m.prepare()
         t0 = time.monotonic()
         try:
@@ -213,11 +214,19 @@ class LocalCluster:
             except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
                 errors.append(exc)
 
-        threads = [threading.Thread(target=one, args=(m,), name=f"node-{m.node}") for m in self.members]
+        threads = [threading.Thread(target=one, args=(m,), name=f"node-{m.node}", daemon=True)
+                   for m in self.members]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C / SIGTERM while nodes boot: they stop waiting, then stop() finds them all
+            for m in self.members:
+                m.cancel.set()
+            for t in threads:
+                t.join(timeout=30)
+            raise
         if errors:
             raise errors[0]
 

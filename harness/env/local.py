@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,9 @@ class LocalBroker:
         self.mgmt = Management(f"http://127.0.0.1:{self.ports.management}", self.user, self.password)
         self.boot_s: float | None = None
         self._log_marks: dict[Path, int] = {}
+        #: set to abandon a boot in progress (a cluster booting its nodes in threads is interrupted:
+        #: each thread must stop waiting, so that stop() finds every process it started)
+        self.cancel = threading.Event()
 
     # ---- paths and environment -------------------------------------------------------
     @property
@@ -242,9 +246,25 @@ class LocalBroker:
             raise HarnessFailure(f"this backend runs one node ({self.node}), not {node!r}")
 
     def start_node(self, node: str | None = None, timeout: float | None = None) -> float:
-        """Start beam (data dir kept) and wait for an AMQP handshake. Returns seconds taken."""
+        """Start beam (data dir kept) and wait for an AMQP handshake. Returns seconds taken.
+
+        A boot already under way (one interrupted before it answered, e.g. Ctrl-C during a
+        heal, after which the teardown heals again) is waited for, never doubled: a second
+        wrapper would replace the first in our record and leave its beam behind."""
         self._check_node(node)
         t0 = time.monotonic()
+        if self.cancel.is_set():
+            raise HarnessFailure(f"the boot of {self.node} was cancelled")
+        if self._wrapper is None or self._wrapper.poll() is not None:
+            self._spawn()
+        self.wait_ready(timeout or self.boot_timeout)
+        beam = self.beam_pid()
+        if beam:
+            self.record.add("beam", beam, f"RABBITMQ_NODENAME={self.node}")
+        return time.monotonic() - t0
+
+    def _spawn(self) -> None:
+        """Start the rabbitmq-server wrapper (its own session: our signals are not its), record it."""
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
         self._log_marks = self._log_sizes()  # log_tail shows this boot's lines only
@@ -259,11 +279,6 @@ class LocalBroker:
         finally:
             out.close()
         self.record.add("broker", self._wrapper.pid, f"RABBITMQ_NODENAME={self.node}", pgid=self._wrapper.pid)
-        self.wait_ready(timeout or self.boot_timeout)
-        beam = self.beam_pid()
-        if beam:
-            self.record.add("beam", beam, f"RABBITMQ_NODENAME={self.node}")
-        return time.monotonic() - t0
 
     def wait_ready(self, timeout: float) -> None:
         """Readiness is an AMQP handshake, never an open port or a log line."""
@@ -278,6 +293,8 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
+            if self.cancel.is_set():
+                raise HarnessFailure(f"the boot of {self.node} was cancelled")
             if self._wrapper is not None and self._wrapper.poll() is not None:
                 raise HarnessFailure(f"rabbitmq-server exited with code {self._wrapper.returncode} "
                                      f"while booting; last log lines:\n{self.log_tail()}")

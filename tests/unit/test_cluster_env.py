@@ -193,3 +193,24 @@ def test_config_takes_nodes(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("nodes = 8\n")
     with pytest.raises(ChaosError, match="nodes"):
         load(tmp_path / "c.toml")
+
+
+def test_an_interrupted_parallel_boot_cancels_every_node_before_raising(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the nodes boot in threads: each node stops waiting (its ``cancel``), so the
+    environment's stop() that follows finds every process the boot started."""
+    import threading
+
+    c = LocalCluster(tmp_path / "cluster", BASE, nodes=3)
+    real_join, seen = threading.Thread.join, []
+
+    def join(self: threading.Thread, timeout: float | None = None) -> None:
+        seen.append(self.name)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+        real_join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        c._in_parallel(lambda m: m.cancel.wait(10))
+    assert all(m.cancel.is_set() for m in c.members)

@@ -34,3 +34,24 @@ def test_node_ops_accept_own_name_and_none(tmp_path: Path) -> None:
     b.kill_node(node=b.node)
     b.resume(node=None)
     b.stop_node(b.node, timeout=1)
+
+
+def test_a_boot_under_way_is_waited_for_not_doubled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during a heal's start_node, then the teardown heals again: the second start waits
+    for the first wrapper instead of starting another (which would orphan the first beam)."""
+    import subprocess
+
+    b = LocalBroker(tmp_path, base_port=25400)
+    spawned: list[int] = []
+    monkeypatch.setattr(b, "_spawn", lambda: spawned.append(1))
+    monkeypatch.setattr(b, "wait_ready", lambda timeout: None)
+    b._wrapper = subprocess.Popen(["sleep", "30"])
+    try:
+        b.start_node()
+        assert spawned == []  # the running wrapper's boot is awaited
+        b._wrapper.kill()
+        b._wrapper.wait()
+        b.start_node()
+        assert spawned == [1]  # the wrapper is gone: a fresh boot
+    finally:
+        b._wrapper.kill()
