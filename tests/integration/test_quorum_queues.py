@@ -182,3 +182,67 @@ def test_each_best_practice_strategy_runs_on_a_quorum_queue(env, tmp_path, clien
     assert doc["verdict"] == "pass", (doc["headline"], doc["reasons"])
     assert doc["spec"]["queue_type"] == "quorum"
     assert doc["counts"]["lost"] == 0
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _until(pred: Any, timeout: float) -> bool:
+    """Poll ``pred`` (a file the consumer process appends to) until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return bool(pred())
+
+
+@pytest.mark.parametrize("client", BEST)
+def test_the_idle_check_recovers_a_consumer_the_race_left_unserved(env, vhost, tmp_path, client):
+    """Each best-practice consumer on a quorum queue, put in the race (delete through the
+    management API, re-declare at once: when the consumer loses it, no basic.cancel and a consumer
+    the broker never serves): every message still arrives, through the broker's basic.cancel when
+    the consumer won the race, else through its idle check (5 s on a quorum queue: the ready
+    messages are named in ``consume.cancelled``, and the re-consume on a new channel also frees
+    what the broker had checked out to the unserved consumer)."""
+    import signal
+    import subprocess
+
+    from harness.clients.protocol import ClientConfig
+    from harness.clients.supervisor import strategy_command
+
+    history = tmp_path / "consumer-0.jsonl"
+    cfg = ClientConfig(run_id=f"race-{client}", proc="consumer-0", role="consumer", queue="q",
+                       amqp_url=env.broker.amqp_url(vhost), history=str(history), queue_type="quorum")
+    (tmp_path / "cfg.json").write_text(cfg.model_dump_json())
+    conn = _conn(env, vhost)
+    _quorum(conn.channel())
+    with open(tmp_path / "consumer.log", "wb") as log:
+        proc = subprocess.Popen([*strategy_command(client), "--config", str(tmp_path / "cfg.json")],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert _until(lambda: any(e["kind"] == "conn.open" for e in _events(history)), 20)
+        ch = conn.channel()
+        assert _until(lambda: ch.queue_declare("q", passive=True).method.consumer_count == 1, 10)
+        env.broker.mgmt.delete_queue(vhost, "q")
+        _quorum(ch)  # at once: the race
+        ch.confirm_delivery()
+        for i in range(150):  # more than the prefetch (100): some stay ready for the idle check to see
+            ch.basic_publish("", "q", f"m-{i}".encode(), pika.BasicProperties(delivery_mode=2))
+        got = lambda: {e["id"] for e in _events(history) if e["kind"] == "ack"}  # noqa: E731
+        notices = lambda: [e.get("reason") for e in _events(history) if e["kind"] == "consume.cancelled"]  # noqa: E731
+        assert _until(lambda: len(got()) == 150, 40), (len(got()), notices(),
+                                                       (tmp_path / "consumer.log").read_text()[-2000:])
+        print(f"{client}: {len(got())} acked; notices: {notices()}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        conn.close()

@@ -347,3 +347,29 @@ def test_matrix_command_runs_a_row_per_queue_type(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert [(s.client, s.queue_type) for s in seen] == [("pika-best", "classic"), ("pika-best", "quorum")]
     assert "pika-best cq" in res.output and "pika-best qq" in res.output
+
+
+def test_the_idle_check_is_on_for_quorum_queues_only_unless_set(tmp_path, monkeypatch):
+    from harness.clients.strategies import _common
+
+    assert _common.idle_check_s(_cfg(tmp_path)) is None  # classic: exactly as before
+    assert _common.idle_check_s(_cfg(tmp_path, queue_type="quorum")) == _common.QUORUM_IDLE_CHECK_S
+    assert _common.idle_check_s(_cfg(tmp_path, queue_type="quorum", params={"idle_check_s": 0})) is None
+    assert _common.idle_check_s(_cfg(tmp_path, params={"idle_check_s": 2})) == 2.0
+
+    now = [100.0]
+    monkeypatch.setattr(_common.time, "monotonic", lambda: now[0])
+    off = _common.IdleCheck(None)
+    now[0] += 1e6
+    assert not off.due()
+    idle = _common.IdleCheck(5.0)
+    now[0] += 4.9
+    assert not idle.due()
+    idle.touch()  # a delivery
+    now[0] += 5.0
+    assert idle.due()
+    assert idle.verdict(0) is None and not idle.due()  # an idle consumer of an empty queue: fine
+    now[0] += 5.0
+    assert idle.verdict(None) is None  # the queue is gone: a cancel will say so, not us
+    why = idle.verdict(714)
+    assert why is not None and "714 ready" in why and "not serving" in why

@@ -49,6 +49,58 @@ def url_port(url: str) -> int | None:
         return None
 
 
+#: seconds of no delivery after which a consumer on a quorum queue asks the broker whether it is
+#: being served (:class:`IdleCheck`); off (None) on other queue types unless ``idle_check_s`` is set
+QUORUM_IDLE_CHECK_S = 5.0
+
+
+def idle_check_s(cfg: ClientConfig) -> float | None:
+    """The consumer's idle check period: the ``idle_check_s`` knob (0 = off), else
+    :data:`QUORUM_IDLE_CHECK_S` on a quorum queue and off otherwise, so a classic run behaves
+    exactly as it did before the check existed."""
+    value = cfg.param("idle_check_s", None)
+    if value is None:
+        return QUORUM_IDLE_CHECK_S if cfg.queue_type == "quorum" else None
+    seconds = float(value)
+    return seconds if seconds > 0 else None
+
+
+class IdleCheck:
+    """Is this consumer being served? A defence against a consumer the broker lists but never
+    delivers to, and never cancels: RabbitMQ 3.10.8 leaves one when a quorum queue is deleted
+    and re-declared by the same name within milliseconds (docs/clients.md, "the quorum
+    queue-delete race"), and nothing on the wire tells the client.
+
+    The strategy calls :meth:`touch` at every delivery and (re)consume; when :meth:`due` (no
+    delivery for ``seconds``), it asks the broker for the queue's ready count (a passive
+    queue.declare, on a channel of its own) and hands it to :meth:`verdict`, then consumes again
+    on a new channel whatever the answer. Messages ready while nothing reached us mean the broker
+    was not serving this consumer: the verdict is a reason, recorded as ``consume.cancelled``.
+    The re-consume happens either way because the ready count cannot see everything: what the
+    broker already checked out to the unserved consumer (up to the prefetch) counts as unacked,
+    not ready, and comes back only when that channel closes. An idle consumer of an empty queue
+    costs one passive declare and one re-consume per period."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.seconds is not None and time.monotonic() - self.last >= self.seconds
+
+    def verdict(self, ready: int | None) -> str | None:
+        """The reason to consume again (``ready`` > 0), else None; the period starts over."""
+        self.touch()
+        if ready is None or ready <= 0:
+            return None
+        return (f"no delivery for {self.seconds:g} s while the queue held {ready} ready messages: the broker is "
+                "not serving this consumer (a quorum queue re-declared under it sends no basic.cancel); "
+                "consuming again on a new channel")
+
+
 class Nodes:
     """Which broker node a failing-over client connects to next.
 

@@ -46,9 +46,11 @@ import aiormq.exceptions
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aio_pika
 from harness.clients.strategies._common import (
+    IdleCheck,
     LossTracker,
     Nodes,
     describe,
+    idle_check_s,
     queue_arguments,
     record_delivery,
     work_async,
@@ -199,16 +201,22 @@ async def _consume(ctx: ClientContext) -> None:
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
     deadline = float(_param(ctx, "restore_deadline_s"))
     nodes = Nodes(ctx.cfg)
+    idle = IdleCheck(idle_check_s(ctx.cfg))
     while not ctx.stopping.is_set():
         restart = Restart()
         conn: aio_pika.abc.AbstractConnection | None = None
         try:
             conn = await _aio_pika.connect(ctx, True, tracker, PARAMS, nodes)
             # pkt-loss can drop an RPC's reply (basic.qos, queue.declare): no wait here is unbounded
-            channel = await asyncio.wait_for(_subscribe(ctx, conn, processed, restart),
-                                             float(_param(ctx, "connect_timeout_s")))
-            backoff.reset()
-            why = await _supervise(ctx, conn, channel, restart, deadline)
+            why: str | None = IDLE
+            while why is IDLE:  # an idle check: a new channel on the same connection
+                channel = await asyncio.wait_for(_subscribe(ctx, conn, processed, restart, idle),
+                                                 float(_param(ctx, "connect_timeout_s")))
+                backoff.reset()
+                why = await _supervise(ctx, conn, channel, restart, deadline, idle)
+                if why is IDLE:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(channel.close(), 2.0)  # returns what the broker held for it
             if why is None:
                 return  # SIGTERM
             tracker.lost(ConnectionError(why))
@@ -246,7 +254,7 @@ class Restart(asyncio.Event):
 
 
 async def _subscribe(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection, processed: set[str],
-                     restart: Restart) -> aio_pika.abc.AbstractChannel:
+                     restart: Restart, idle: IdleCheck) -> aio_pika.abc.AbstractChannel:
     """Channel, prefetch, queue, consumer with manual acks; a delivery-tag gap sets ``restart``."""
     channel = await conn.channel()
     await _aio_pika.watch_channel(ctx, channel)
@@ -255,6 +263,7 @@ async def _subscribe(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection, 
     tags = _aio.DeliveryTags()
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        idle.touch()
         # pkt-loss: a skipped delivery tag -> start over on a new connection; the broker
         # redelivers what this channel held (and the work is not redone)
         try:
@@ -277,13 +286,36 @@ async def _subscribe(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection, 
         ctx.event("ack", id=mid)
 
     await queue.consume(on_message, no_ack=False)
+    idle.touch()
     return channel
 
 
+#: what :func:`_supervise` returns after an idle check (:class:`IdleCheck`): consume again on a
+#: new channel of the same connection
+IDLE = "idle: consume again on a new channel"
+
+
+async def _ready_count(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection) -> int | None:
+    """The queue's ready count (a passive declare on a channel of its own); None when the queue
+    is missing (its 404 closes only that channel)."""
+    check = await conn.channel()
+    try:
+        queue = await check.declare_queue(ctx.cfg.queue, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await check.close()
+
+
 async def _supervise(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection,
-                     channel: aio_pika.abc.AbstractChannel, restart: Restart, deadline: float) -> str | None:
-    """Wait for SIGTERM (None) or a reason to start over: a delivery-tag gap, or the robust
-    connection not connected with its channel open for ``deadline`` seconds in a row."""
+                     channel: aio_pika.abc.AbstractChannel, restart: Restart, deadline: float,
+                     idle: IdleCheck) -> str | None:
+    """Wait for SIGTERM (None) or a reason to start over: a delivery-tag gap, the robust
+    connection not connected with its channel open for ``deadline`` seconds in a row, or (quorum
+    queues) no delivery for ``idle_check_s`` while the queue holds ready messages (:data:`IDLE`,
+    recorded here as ``consume.cancelled``)."""
     down_since: float | None = None
     loop = asyncio.get_running_loop()
     while not ctx.stopping.is_set():
@@ -293,6 +325,12 @@ async def _supervise(ctx: ClientContext, conn: aio_pika.abc.AbstractConnection,
         now = loop.time()
         if healthy:
             down_since = None
+            if idle.due():
+                why = idle.verdict(await asyncio.wait_for(_ready_count(ctx, conn),
+                                                          float(_param(ctx, "connect_timeout_s"))))
+                if why:
+                    ctx.consume_cancelled(why)
+                return IDLE  # either way: consume again on a new channel (IdleCheck says why)
         elif down_since is None:
             down_since = now
         elif now - down_since > deadline:

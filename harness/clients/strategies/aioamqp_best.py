@@ -34,6 +34,7 @@ matrix that fails without it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -42,7 +43,16 @@ import aioamqp.exceptions
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio, _aioamqp
 from harness.clients.strategies._aioamqp import CONN_ERRORS, Session
-from harness.clients.strategies._common import LossTracker, Nodes, body_id, describe, record_delivery, work_async
+from harness.clients.strategies._common import (
+    IdleCheck,
+    LossTracker,
+    Nodes,
+    body_id,
+    describe,
+    idle_check_s,
+    record_delivery,
+    work_async,
+)
 
 T = TypeVar("T")
 
@@ -166,6 +176,7 @@ async def _consume(ctx: ClientContext) -> None:
     tracker = LossTracker(ctx)
     backoff = Backoff(ctx)
     nodes = Nodes(ctx.cfg)
+    idle = IdleCheck(idle_check_s(ctx.cfg))
     processed: set[str] = set()  # ids whose work is done (a real application: a unique key in its store)
 
     tags = _aio.DeliveryTags()
@@ -180,6 +191,7 @@ async def _consume(ctx: ClientContext) -> None:
                 tracker.lost(ConnectionError(gap))
                 session.transport.close()
             return
+        idle.touch()
         mid = record_delivery(ctx, body, bool(envelope.is_redeliver), work=False)
         if mid not in processed:  # a redelivery of work already done is only acked again
             await work_async(ctx)
@@ -193,17 +205,61 @@ async def _consume(ctx: ClientContext) -> None:
 
     while not ctx.stopping.is_set():
         session = Session(ctx, tracker, PARAMS, nodes.next_url())
+        checker: asyncio.Task[None] | None = None
         try:
             await _within(_subscribe(ctx, session, on_message, prefetch), setup, "connect + consume")
-            # until SIGTERM (True), or a cancel / channel close (False): start over
+            idle.touch()
+            if idle.seconds is not None:  # quorum queues: is the broker still serving us?
+                checker = asyncio.ensure_future(_idle_watch(ctx, session, idle, setup))
+            # until SIGTERM (True), or a cancel / channel close / idle verdict (False): start over
             if await _aioamqp.watch(ctx, session, reconnect=True):
                 return
         except (*CONN_ERRORS, ConnectionError) as exc:
             session.notice(exc)
         finally:
+            if checker is not None:
+                checker.cancel()
             await session.close()
         if not await backoff.wait():
             return
+
+
+async def _idle_watch(ctx: ClientContext, session: Session, idle: IdleCheck, setup: float) -> None:
+    """The idle check (:class:`IdleCheck`), beside the consumer: no delivery for ``idle_check_s``
+    -> the queue's ready count (a passive declare on a channel of its own, under the setup
+    deadline); messages ready -> ``consume.cancelled`` and the consumer starts over (through
+    ``session.cancelled``, as a basic.cancel would). A check that outlives its deadline drops the
+    connection, which the consumer loop then replaces."""
+    while not ctx.stopping.is_set():
+        if not await _aio.unless_stopping(ctx, asyncio.sleep(_aio.POLL_S * 5)):
+            return
+        if not idle.due():
+            continue
+        try:
+            ready = await _within(_ready_count(ctx, session), setup, "idle check (passive queue.declare)")
+        except CONN_ERRORS as exc:
+            session.tracker.lost(exc)
+            session.transport.close()
+            return
+        why = idle.verdict(ready)
+        if why:
+            ctx.consume_cancelled(why)
+        session.cancelled.set()  # either way: start over, as after a basic.cancel (IdleCheck says why)
+        return
+
+
+async def _ready_count(ctx: ClientContext, session: Session) -> int | None:
+    """The queue's ready count; None when the queue is missing (its 404 closes only that channel)."""
+    check = await session.protocol.channel()
+    try:
+        ok = await check.queue_declare(ctx.cfg.queue, passive=True)
+        return int(ok["message_count"])
+    except aioamqp.exceptions.ChannelClosed:
+        return None
+    finally:
+        if check.is_open:
+            with contextlib.suppress(*CONN_ERRORS):
+                await check.close()
 
 
 async def _within(aw: Awaitable[T], seconds: float, what: str) -> T:

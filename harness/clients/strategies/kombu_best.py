@@ -43,7 +43,15 @@ from kombu import Connection, Consumer, Producer
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _kombu
-from harness.clients.strategies._common import LossTracker, Nodes, Outbox, body_id, describe
+from harness.clients.strategies._common import (
+    IdleCheck,
+    LossTracker,
+    Nodes,
+    Outbox,
+    body_id,
+    describe,
+    idle_check_s,
+)
 
 NAME = "kombu-best"
 LIBRARY = "kombu"
@@ -226,6 +234,7 @@ class _Consumer:
         self.processed: set[str] = set()
         self.next_tag = 1  # the delivery tag expected next on the current channel
         self.dog = Watchdog()
+        self.idle = IdleCheck(idle_check_s(ctx.cfg))
 
     def run(self) -> None:
         ctx = self.ctx
@@ -261,11 +270,17 @@ class _Consumer:
                                 on_message=self.on_message, no_ack=False)
             consumer.consume()
         timeout = float(_p(self.ctx, "drain_timeout_s"))
+        self.idle.touch()
         try:
             while not self.ctx.stopping.is_set():
                 with contextlib.suppress(TimeoutError):  # socket.timeout: nothing arrived
                     conn.drain_events(timeout=timeout)
                 conn.heartbeat_check()  # sends ours, raises after two missed broker heartbeats
+                if self.idle.due():  # quorum queues: is the broker still serving us?
+                    why = self.idle.verdict(self.ready(conn))
+                    if why:
+                        self.ctx.consume_cancelled(why)
+                    break  # either way: consume again on a new channel (IdleCheck says why)
         except amqp.exceptions.ConsumerCancelled as exc:  # basic.cancel: the queue was deleted
             self.ctx.consume_cancelled(f"basic.cancel from the broker (consumer {exc.reply_text}: queue deleted, "
                                        "or consumer timeout)")
@@ -274,7 +289,21 @@ class _Consumer:
         with contextlib.suppress(Exception), self.dog.deadline(conn, 2.0, "channel.close"):
             channel.close()
 
+    def ready(self, conn: Connection) -> int | None:
+        """The queue's ready count (a passive declare on a channel of its own, under the setup
+        deadline); None when the queue is missing (its 404 closes only that channel)."""
+        with self.dog.deadline(conn, float(_p(self.ctx, "setup_timeout_s")), "idle check (passive queue.declare)"):
+            check = conn.channel()
+            try:
+                return int(check.queue_declare(queue=self.ctx.cfg.queue, passive=True).message_count)
+            except amqp.exceptions.NotFound:
+                return None
+            finally:
+                with contextlib.suppress(Exception):
+                    check.close()
+
     def on_message(self, message: kombu.Message) -> None:
+        self.idle.touch()
         tag = message.delivery_tag
         if tag != self.next_tag:
             raise DeliveryGap(f"delivery tag {tag} after {self.next_tag - 1}: a delivery was lost in transit; "

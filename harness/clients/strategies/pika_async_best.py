@@ -38,7 +38,7 @@ from pika.spec import Basic
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika, pika_async
-from harness.clients.strategies._common import Nodes, body_id, describe, queue_arguments
+from harness.clients.strategies._common import IdleCheck, Nodes, body_id, describe, idle_check_s, queue_arguments
 from harness.clients.strategies._pika import Backoff, DeadlineExpired, abort
 
 NAME = "pika-async-best"
@@ -222,10 +222,13 @@ class Consumer(_Best, pika_async.Consumer):
         #: application keeps this where its results are, e.g. a unique key in its database.)
         self.processed: set[str] = set()
         self.next_tag = 1  # the delivery tag expected next on the current channel
+        self.idle = IdleCheck(idle_check_s(ctx.cfg))
+        self.checking: object | None = None  # the idle check in progress (a token), if any
 
     def ready(self, channel: Channel) -> None:
         """Queue declared: prefetch, then consume with manual acks; ready at consume-ok."""
         self.next_tag = 1
+        self.idle.touch()
 
         def consume(_frame: Any) -> None:
             channel.add_on_cancel_callback(self._on_cancel)
@@ -235,6 +238,7 @@ class Consumer(_Best, pika_async.Consumer):
         channel.basic_qos(prefetch_count=int(_p(self.ctx, "prefetch")), callback=consume)
 
     def _on_message(self, channel: Channel, method: Any, _props: Any, body: bytes) -> None:
+        self.idle.touch()
         if method.delivery_tag != self.next_tag:
             if self.conn is not None:
                 abort(self.conn, pika.exceptions.AMQPConnectionError(
@@ -256,10 +260,56 @@ class Consumer(_Best, pika_async.Consumer):
 
         self.ioloop.call_later(self.ctx.cfg.work_s, done)
 
+    def _poll(self) -> None:
+        """Also the idle check (quorum queues): no delivery for ``idle_check_s`` -> ask the broker
+        for the ready count on a channel of its own, under the setup deadline."""
+        channel, conn = self.channel, self.conn
+        if (self.checking is None and self.idle.due() and channel is not None and channel.is_open
+                and conn is not None and conn.is_open and not self.closing):
+            self.check_idle(conn, channel)
+        super()._poll()
+
+    def check_idle(self, conn: pika.SelectConnection, consuming: Channel) -> None:
+        token = self.checking = object()
+        limit = float(_p(self.ctx, "setup_timeout_s"))
+
+        def expire() -> None:
+            if self.checking is token and conn is self.conn:
+                abort(conn, DeadlineExpired(f"idle check (passive queue.declare) timed out: nothing within "
+                                            f"{limit:g} s"))
+
+        timer = self.ioloop.call_later(limit, expire)
+
+        def done(ready: int | None) -> None:
+            if self.checking is not token:
+                return
+            self.ioloop.remove_timeout(timer)
+            self.checking = None
+            why = self.idle.verdict(ready)
+            if self.channel is consuming:  # either way: consume again on a new channel (IdleCheck says why)
+                if why:
+                    self.ctx.consume_cancelled(why)
+                self.reconsume()
+
+        def opened(check: Channel) -> None:
+            check.add_on_close_callback(lambda _c, _r: done(None))  # 404: the queue is gone; or a loss
+
+            def declared(frame: Any) -> None:
+                done(int(frame.method.message_count))
+                check.close()
+
+            check.queue_declare(queue=self.ctx.cfg.queue, passive=True, callback=declared)
+
+        conn.channel(on_open_callback=opened)
+
     def _on_cancel(self, frame: Any) -> None:
-        """basic.cancel (the queue was deleted): record it, re-declare and re-consume on a new
-        channel; the old one is closed once the deliveries in hand are acked."""
+        """basic.cancel (the queue was deleted): record it, re-declare and re-consume."""
         self.ctx.consume_cancelled(_pika.cancel_reason(frame))
+        self.reconsume()
+
+    def reconsume(self) -> None:
+        """Re-declare and re-consume on a new channel; the old one is closed once the deliveries
+        in hand are acked."""
         old, conn = self.channel, self.conn
         if old is None or conn is None or not conn.is_open or self.closing:
             return

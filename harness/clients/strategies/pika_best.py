@@ -42,7 +42,7 @@ from pika.adapters.utils import connection_workflow
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _pika
-from harness.clients.strategies._common import Nodes, Outbox, body_id, describe
+from harness.clients.strategies._common import IdleCheck, Nodes, Outbox, body_id, describe, idle_check_s
 from harness.clients.strategies._pika import Backoff, deadline
 
 NAME = "pika-best"
@@ -203,6 +203,7 @@ class _Consumer:
         #: application keeps this where its results are, e.g. a unique key in its database.)
         self.processed: set[str] = set()
         self.next_tag = 1  # the delivery tag expected next on the current channel
+        self.idle = IdleCheck(idle_check_s(ctx.cfg))
 
     def run(self) -> None:
         backoff = _backoff(self.ctx)
@@ -232,23 +233,48 @@ class _Consumer:
             self.next_tag = 1
             channel.basic_consume(queue=self.ctx.cfg.queue, on_message_callback=self.on_message, auto_ack=False)
 
+        idle_stop: list[bool] = []
+
         def poll() -> None:  # timers run inside start_consuming: SIGTERM stops it within POLL_S
             if self.ctx.stopping.is_set():
+                channel.stop_consuming()
+            elif self.idle.due():  # quorum queues: is the broker still serving us? (asked below)
+                idle_stop.append(True)
                 channel.stop_consuming()
             elif channel.is_open:
                 conn.call_later(POLL_S, poll)
 
+        self.idle.touch()
         conn.call_later(POLL_S, poll)
         try:
             channel.start_consuming()  # returns on stop_consuming or when the broker cancelled us
         except pika.exceptions.ChannelClosedByBroker as exc:  # e.g. 406 consumer ack timeout
             self.ctx.channel_closed(exc.reply_text, exc.reply_code)
             return
+        if idle_stop and not self.ctx.stopping.is_set():
+            # stop_consuming cancelled our consumer: ask the broker, then consume on a new channel
+            why = self.idle.verdict(self.ready(conn))
+            if why:
+                self.ctx.consume_cancelled(why)
         if channel.is_open:
             with deadline(conn, 2.0, "channel.close"):
                 channel.close()
 
+    def ready(self, conn: pika.BlockingConnection) -> int | None:
+        """The queue's ready count (a passive declare on a channel of its own, under the setup
+        deadline); None when the queue is missing (its 404 closes only that channel)."""
+        with deadline(conn, float(_p(self.ctx, "setup_timeout_s")), "idle check (passive queue.declare)"):
+            check = conn.channel()
+            try:
+                return int(check.queue_declare(queue=self.ctx.cfg.queue, passive=True).method.message_count)
+            except pika.exceptions.ChannelClosedByBroker:
+                return None
+            finally:
+                if check.is_open:
+                    check.close()
+
     def on_message(self, channel: BlockingChannel, method: Any, _props: Any, body: bytes) -> None:
+        self.idle.touch()
         if method.delivery_tag != self.next_tag:
             raise DeliveryGap(f"delivery tag {method.delivery_tag} after {self.next_tag - 1}: a delivery was lost "
                               "in transit; reconnecting so the broker redelivers it")
