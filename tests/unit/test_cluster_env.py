@@ -214,3 +214,10 @@ def test_an_interrupted_parallel_boot_cancels_every_node_before_raising(tmp_path
     with pytest.raises(KeyboardInterrupt):
         c._in_parallel(lambda m: m.cancel.wait(10))
     assert all(m.cancel.is_set() for m in c.members)
+
+
+def test_chaos_nodes_out_of_range_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    res = pytester.runpytest("--chaos-nodes", "9")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*--chaos-nodes*invalid choice*"])
