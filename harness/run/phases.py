@@ -38,7 +38,8 @@ QUEUE = "rabbit-chaos.q"
 class Sampler(threading.Thread):
     """Samples queue depth and consumer count through the management API, 1 per second.
 
-    On a cluster (``procs`` given) it also lists the run vhost's connections each second and
+    On a cluster (``procs`` given) each sample also names the queue's ``node`` (and a quorum queue's
+    ``leader``), and the sampler lists the run vhost's connections each second and
     writes ``conn.node`` (proc, node) whenever a client's connection (named ``<run_id>/<proc>``)
     is seen on another node than last time, or is gone (node null): which node each client was
     on when, for the report. One node is not sampled for this: there is nowhere else to be."""
@@ -62,9 +63,12 @@ class Sampler(threading.Thread):
         with contextlib.suppress(Exception):  # broker down during a fault: no sample
             q = mgmt.queue(self.vhost, QUEUE)
             if q is not None:
+                # on a cluster, where the queue lives (a classic queue's home node; a quorum queue's
+                # leader): harness.checker.cluster tells a queue-node fault from another node's
+                where = {k: q[k] for k in ("node", "leader") if self.procs and isinstance(q.get(k), str)}
                 self.writer.write("queue.sample", messages_ready=q.get("messages_ready", 0),
                                   messages_unacked=q.get("messages_unacknowledged", 0),
-                                  consumers=q.get("consumers", 0))
+                                  consumers=q.get("consumers", 0), **where)
         if self.procs:
             with contextlib.suppress(Exception):  # no node's API answered: nothing known, nothing written
                 self.track_nodes(mgmt.connections(self.vhost))

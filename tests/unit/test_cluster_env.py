@@ -221,3 +221,21 @@ def test_chaos_nodes_out_of_range_is_a_usage_error(pytester: pytest.Pytester) ->
     res = pytester.runpytest("--chaos-nodes", "9")
     assert res.ret == pytest.ExitCode.USAGE_ERROR
     res.stderr.fnmatch_lines(["*--chaos-nodes*invalid choice*"])
+
+
+@pytest.mark.parametrize(("procs_", "where"), [(("consumer-0",), {"node": "a", "leader": "a"}), ((), {})])
+def test_queue_samples_name_the_queues_node_on_a_cluster_only(tmp_path: Path, procs_: tuple[str, ...],
+                                                               where: dict[str, str]) -> None:
+    from types import SimpleNamespace
+
+    mgmt = SimpleNamespace(queue=lambda v, q: {"messages_ready": 1, "messages_unacknowledged": 0, "consumers": 1,
+                                               "node": "a", "leader": "a"},
+                           connections=lambda v: [])
+    env = SimpleNamespace(broker=SimpleNamespace(mgmt=mgmt))
+    w = HistoryWriter(tmp_path / "h.jsonl", "harness", "harness")
+    Sampler(env, "rc-run", w, "run", procs_).sample()  # type: ignore[arg-type]
+    w.close()
+    events, problems = read_events(tmp_path / "h.jsonl")
+    assert problems == []
+    (sample,) = [e for e in events if e["kind"] == "queue.sample"]
+    assert {k: sample[k] for k in ("node", "leader") if k in sample} == where
