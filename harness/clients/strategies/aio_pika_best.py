@@ -25,6 +25,10 @@ error), each against a column of the default matrix that fails without it:
   unacked until the channel closes (stranded), so a skipped tag drops the connection and the
   broker redelivers: packet-loss;
 * **a handshake deadline** (``connect_timeout_s``) on every robust reconnect: packet-loss;
+* quorum queues: **an idle check** (``idle_check_s``, 5 s; off on classic queues): no delivery
+  for that long -> a passive declare; ready messages -> ``consume.cancelled`` naming them; then
+  a re-consume on a new channel either way (RabbitMQ 3.10.8 leaves a consumer unserved, with no
+  basic.cancel, when a quorum queue is re-declared right after its delete): queue-del;
 * **cluster failover** (``amqp_urls``: one URL per node): ``connect_robust`` takes one URL, so
   the application rotates: a robust connection that closes is pointed at the next node before it
   reconnects (``_aio_pika.connect``), and every fresh connection (the restore deadline's) starts

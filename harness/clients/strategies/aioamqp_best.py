@@ -26,6 +26,11 @@ matrix that fails without it:
   forever for a reply a lossy link dropped: packet-loss;
 * the URL is percent-decoded before connecting (``_aioamqp.url_params``): aioamqp's ``from_url``
   sends a vhost such as "a%2Bb" undecoded and the broker refuses it;
+* quorum queues: **an idle check** (``idle_check_s``, 5 s; off on classic queues): no delivery
+  for that long -> a passive declare; ready messages -> ``consume.cancelled`` naming them; then
+  it starts over either way, as after a basic.cancel (RabbitMQ 3.10.8 leaves a consumer
+  unserved, with no basic.cancel, when a quorum queue is re-declared right after its delete):
+  queue-del;
 * **cluster failover** (``amqp_urls``: one URL per node): aioamqp connects to one host, so every
   connection after the first goes to the next node, round robin: node-kill, node-cut (a
   single-host client waits for its node). On one node every connection goes to it, as before.

@@ -22,6 +22,10 @@ What each defence is for (the matrix column that fails without it; docs/recipes.
 * idempotent redelivery: an id already processed is acked again without being processed again.
 * delivery-tag gap: a skipped tag means a delivery was lost in transit and sits unacked on the
   broker for this channel: drop the connection so the broker redelivers it (``packet-loss``).
+* quorum queues: an idle check (``idle_check_s``, 5 s; off on classic queues): no delivery for
+  that long -> a passive declare; ready messages -> ``consume.cancelled`` naming them; then a
+  re-consume on a new channel either way (RabbitMQ 3.10.8 leaves a consumer unserved, with no
+  basic.cancel, when a quorum queue is re-declared right after its delete: ``queue-del``).
 * cluster failover (``amqp_urls``: one URL per node): kombu's own, ``alternates`` with the
   round-robin ``failover_strategy`` (``ensure_connection`` moves to the next node after each
   refused attempt), and a lost connection is replaced by one that starts at the next node, not

@@ -20,6 +20,10 @@ and the matrix column that fails without it (docs/recipes.md has more):
 * exponential back-off between reconnects; idempotent redelivery (an id already processed is acked
   without processing it again); a delivery-tag gap (a delivery lost in transit) aborts the
   connection so the broker redelivers it (``packet-loss``: stranded).
+* quorum queues: an idle check (``idle_check_s``, 5 s; off on classic queues): no delivery for
+  that long -> a passive declare; ready messages -> ``consume.cancelled`` naming them; then a
+  re-consume on a new channel either way (RabbitMQ 3.10.8 leaves a consumer unserved, with no
+  basic.cancel, when a quorum queue is re-declared right after its delete: ``queue-del``).
 * cluster failover (``amqp_urls``: one URL per node): SelectConnection takes one parameters
   object, so every connection attempt after the first goes to the next node, round robin
   (``node-kill``, ``node-cut``: a single-host client waits for its node; this one moves on). On

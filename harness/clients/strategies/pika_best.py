@@ -25,6 +25,10 @@ What each defence is for (the matrix column that fails without it; docs/recipes.
 * delivery-tag gap: tags on a channel count up by one; a gap means a delivery was lost in transit
   (the broker holds it unacked for this channel until it closes), so the connection is dropped and
   the broker redelivers (``packet-loss``: stranded).
+* quorum queues: an idle check (``idle_check_s``, 5 s; off on classic queues): no delivery for
+  that long -> a passive declare; ready messages -> ``consume.cancelled`` naming them; then a
+  re-consume on a new channel either way (RabbitMQ 3.10.8 leaves a consumer unserved, with no
+  basic.cancel, when a quorum queue is re-declared right after its delete: ``queue-del``).
 * cluster failover (``amqp_urls``: one URL per node): pika's own way, a list of connection
   parameters that BlockingConnection tries in order, rotated so each reconnect starts at the
   node after the last one tried (``node-kill``, ``node-cut``: a single-host client waits for its
