@@ -33,7 +33,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aio_pika
 import aio_pika.abc
 import aiormq.exceptions
-from yarl import URL
 
 from harness.clients.protocol import ClientContext
 from harness.clients.strategies import _aio
@@ -183,7 +182,8 @@ async def connect(ctx: ClientContext, robust: bool, tracker: LossTracker,
         if nodes is not None and nodes.cluster:
             def next_node(*_: Any) -> None:
                 nodes.failed()
-                conn.url = URL(with_query(nodes.current, name=ctx.cfg.connection_name))  # type: ignore[attr-defined]
+                # aio-pika's own URL type (yarl's, which aio-pika depends on and we do not import)
+                conn.url = type(conn.url)(with_query(nodes.current, name=ctx.cfg.connection_name))  # type: ignore[attr-defined]
 
             conn.close_callbacks.add(next_node)
     else:
