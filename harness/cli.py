@@ -51,6 +51,9 @@ MaxDetection = Annotated[float | None, typer.Option("--max-detection", help="exp
                                                     "fault within this many s [default: no limit]")]
 MaxRecovery = Annotated[float | None, typer.Option("--max-recovery", help="expectation: publishing and consuming "
                                                    "resume within this many s of the heal [default: 30]")]
+MaxFailover = Annotated[float | None, typer.Option("--max-failover", help="expectation (cluster): a client that "
+                                                  "lost its node resumes on another within this many s while "
+                                                  "the fault lasts [default: 10]")]
 Work = Annotated[float | None, typer.Option(help="consumer processing time per message, s [default: 0.015]")]
 Seed = Annotated[int | None, typer.Option(help="seed for anything random; recorded in results.json")]
 Param = Annotated[list[str] | None, typer.Option("--param", help="client knob KEY=VALUE (repeatable)")]
@@ -159,7 +162,16 @@ def verdict_line(doc: dict[str, Any]) -> str:
             f"published={c.get('published')} confirmed={c.get('confirmed')} delivered={c.get('delivered')} "
             f"lost={c.get('lost')} duplicated={c.get('duplicated')} unexpected={c.get('unexpected')} "
             f"recovered={c.get('recovered')} stranded={c.get('stranded', 0)} "
-            f"detection={_s(t.get('detection_s'))} recovery={_s(t.get('recovery_s'))} wall={_s(t.get('wall_s'))}")
+            f"detection={_s(t.get('detection_s'))} recovery={_s(t.get('recovery_s'))}{_failover(doc)} "
+            f"wall={_s(t.get('wall_s'))}")
+
+
+def _failover(doc: dict[str, Any]) -> str:
+    """" failover=0.85s" (the slowest client's failover on a cluster, metrics ``failover_s``), else ""."""
+    per = (doc.get("metrics") or {}).get("failover_s")
+    if not isinstance(per, dict) or not per:
+        return ""
+    return f" failover={_s(max(float(v) for v in per.values()))}"
 
 
 def _color(verdict: str) -> str:
@@ -204,7 +216,7 @@ def run(
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
     config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
     max_detection: MaxDetection = None, max_recovery: MaxRecovery = None, queue_type: QueueTypeOpt = None,
-    nodes: Nodes = None,
+    nodes: Nodes = None, max_failover: MaxFailover = None,
 ) -> None:
     """Run one client strategy under one fault and print the verdict (exit 0 only on pass)."""
     from harness.clients.registry import command_for
@@ -218,7 +230,7 @@ def run(
                       backend=backend, amqp_url=amqp_url, management_url=management_url,
                       max_stall_s=max_stall, max_busy_s=max_busy, max_block_s=max_block,
                       max_detection_s=max_detection, max_recovery_s=max_recovery, queue_type=queue_type,
-                      nodes=nodes)
+                      nodes=nodes, max_failover_s=max_failover)
         if len(cfg.queue_type) != 1:
             raise ChaosError(f"run takes one queue type, not {','.join(cfg.queue_type)}",
                              "pass --queue-type classic or quorum (a matrix compares several)")
@@ -277,7 +289,7 @@ def matrix(
     base_port: BasePort = None, backend: Backend = None, amqp_url: AmqpUrl = None, management_url: MgmtUrl = None,
     config_file: ConfigFile = None, max_stall: MaxStall = None, max_busy: MaxBusy = None, max_block: MaxBlock = None,
     max_detection: MaxDetection = None, max_recovery: MaxRecovery = None, queue_type: QueueTypesOpt = None,
-    nodes: Nodes = None,
+    nodes: Nodes = None, max_failover: MaxFailover = None,
 ) -> None:
     """Run every client × fault cell on one broker, print the table, write report.html. With no
     --clients/--faults: the default matrix (docs/matrix.md). Exit 1 when a cell failed, else 3
@@ -301,7 +313,7 @@ def matrix(
                       base_port=base_port, params=_params(param), backend=backend, amqp_url=amqp_url,
                       management_url=management_url, max_stall_s=max_stall, max_busy_s=max_busy,
                       max_block_s=max_block, max_detection_s=max_detection, max_recovery_s=max_recovery,
-                      queue_type=queue_type, nodes=nodes)
+                      queue_type=queue_type, nodes=nodes, max_failover_s=max_failover)
         for item in client_cmd or []:
             label, eq, cmdline = item.partition("=")
             if not eq or not label or not cmdline:

@@ -42,6 +42,7 @@ class ChaosConfig(BaseModel):
     max_block_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
     max_detection_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
     max_recovery_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
+    max_failover_s: float | None = Field(None, gt=0, le=86400, allow_inf_nan=False)
     work: float = Field(0.015, ge=0, le=60, allow_inf_nan=False,
                         description="consumer processing time per message, seconds: 15 ms "
                         "(~66 msg/s) is a bit slower than the default 100 msg/s, so a fault meets a backlog")
@@ -124,7 +125,7 @@ def check_queue_types(types: list[str], clients: list[str]) -> None:
 
 
 #: the checker's deadlines a scenario may set (CLI --max-stall ..., TOML max_stall_s ..., chaos_run(...))
-DEADLINES = ("max_stall_s", "max_busy_s", "max_block_s", "max_detection_s", "max_recovery_s")
+DEADLINES = ("max_stall_s", "max_busy_s", "max_block_s", "max_detection_s", "max_recovery_s", "max_failover_s")
 
 
 def check_deadlines(options: dict[str, Any]) -> dict[str, Any]:

@@ -226,7 +226,7 @@ def chaos_run(chaos_env: Any, pytestconfig: pytest.Config) -> Callable[..., RunO
 
     def run(client: str, fault: str = "none", **spec: Any) -> RunOutcome:
         """``spec``: RunSpec fields, plus the scenario's deadlines as keywords (max_stall_s,
-        max_busy_s, max_block_s, max_detection_s, max_recovery_s) into its check_options.
+        max_busy_s, max_block_s, max_detection_s, max_recovery_s, max_failover_s) into its check_options.
         ``queue_type``: the test's own, else ``--chaos-queue-type``."""
         from harness.config import DEADLINES, check_deadlines, check_queue_types, queue_types
 

@@ -35,6 +35,10 @@ class CheckOptions:
     #: recovery (heal -> first confirmed publish and first delivery) later than this, or never while
     #: work was left after the heal, is a failure (seconds); None: not judged
     max_recovery_s: float | None = 30.0
+    #: on a cluster (``nodes`` >= 2): a client that lost its node under a single-node fault must
+    #: resume work on another node within this many seconds while the fault lasts, else *no
+    #: failover* (harness.checker.rules.no_failover); None: not judged
+    max_failover_s: float | None = 10.0
     #: throughput timeline bucket (seconds)
     bucket_s: float = 0.1
     #: process clocks (wall - monotonic) may differ by this much before they are called unshared

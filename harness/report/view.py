@@ -285,7 +285,8 @@ def command_for(doc: dict[str, Any]) -> tuple[str, str]:
         else:
             argv += [opt, v]
     for opt, key in (("--max-stall", "max_stall_s"), ("--max-busy", "max_busy_s"), ("--max-block", "max_block_s"),
-                     ("--max-detection", "max_detection_s"), ("--max-recovery", "max_recovery_s")):
+                     ("--max-detection", "max_detection_s"), ("--max-recovery", "max_recovery_s"),
+                     ("--max-failover", "max_failover_s")):
         v = fmt.cli_number(_dict(spec.get("check_options")).get(key))
         if v is not None:
             argv += [opt, v]

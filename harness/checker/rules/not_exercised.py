@@ -23,9 +23,18 @@ client's bound from its ``client.start``:
   exercised nothing.
 
 A client that noticed anyway (a notice of its own inside the window: a confirm timeout, say) was
-exercised. One finding per window naming every client it fell short of, and how long to hold it:
+exercised.
+
+On a cluster, the same holds for a failover (:mod:`harness.checker.rules.no_failover`): a
+single-node fault that healed before a client's loss + ``max_failover_s``, while that client came
+back only after the heal (or never), cannot tell a single-host client from one that would have
+failed over: one finding per such window, naming the clients and the hold that would judge them.
+A client that failed over before the heal was exercised; one that never lost its node needs none.
+
+One finding per window naming every client it fell short of, and how long to hold it:
 ``effect "unknown"`` (the run could not test what it set out to). Proof: positive (the fault and
-client.start events that are there). Cost: O(w × c) for w silent windows and c clients.
+client.start events that are there). Cost: O(w × c) for w silent windows and c clients
+(the failover part reuses no_failover's measurement).
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ import math
 
 from harness.checker.findings import PROOF_POSITIVE, Finding
 from harness.checker.rules import RuleContext, rule
+from harness.checker.rules.no_failover import short_windows
+from harness.checker.text import rel
 from harness.checker.timing import noticed_between
 from harness.clients.heartbeat import exercise_bound
 from harness.history import Event
@@ -74,4 +85,27 @@ def not_exercised(ctx: RuleContext) -> list[Finding]:
             f"not exercised: the {held:.1f} s {w.name} is shorter than {' and '.join(short)}: "
             f"hold it ≥ {hold:g} s or {' / '.join(advice)}",
             proof=PROOF_POSITIVE, timed=True, effect="unknown", headline=HEADLINE))
+    out += _short_node_faults(ctx)
     return out
+
+
+def _short_node_faults(ctx: RuleContext) -> list[Finding]:
+    """Single-node faults that healed before a client's failover deadline (module docstring)."""
+    limit = ctx.opts.max_failover_s
+    by_window: dict[int, list[str]] = {}
+    holds: dict[int, float] = {}
+    names: dict[int, str] = {}
+    t0 = ctx.idx.t0
+    for f in short_windows(ctx):
+        key = id(f.window)
+        names[key] = f"{f.window.effect_s or 0.0:.1f} s {f.window.name}"
+        by_window.setdefault(key, []).append(f"{f.proc} (lost its node at {rel(f.loss_t, t0)})")
+        # the hold that would judge it: from the fault's effect to the deadline, and a margin
+        holds[key] = max(holds.get(key, 0.0), f.deadline_t - f.window.took_effect_t + HOLD_MARGIN_S)
+    return [Finding(
+        "not_exercised", 1,
+        f"not exercised: the {names[k]} healed before max_failover_s {limit:g} s had passed for "
+        f"{', '.join(who)}, who came back only after the heal: a node fault shorter than max_failover_s cannot "
+        f"show a failover (a single-host client passes like one that moves to another node): hold it "
+        f"≥ {math.ceil(holds[k]):g} s (--fault-for) or lower --max-failover",
+        proof=PROOF_POSITIVE, timed=True, effect="unknown", headline=HEADLINE) for k, who in by_window.items()]

@@ -40,6 +40,13 @@ from harness.faults.catalogue.broker_process import await_state, require
 
 #: how long a heal waits for a node (or a partitioned node's rabbit app) to serve again, seconds
 REJOIN_TIMEOUT_S = 90.0
+#: how long a node fault is held by default, seconds. The point of a single-node fault is the
+#: client's failover: the checker's *no failover* rule (harness.checker.rules.no_failover) judges
+#: a client that lost its node only when the fault outlasts its loss + ``max_failover_s`` (10 s by
+#: default); a shorter fault heals before a single-host client can be told from one that fails
+#: over, and the cell is "not exercised". 20 s covers the node being taken away (pause_minority
+#: pauses a partitioned node within ~2 s), the 10 s deadline and a margin.
+NODE_FAULT_HOLD_S = 20.0
 
 
 def pick_node(fault: Fault, ctx: FaultContext, index: int) -> str:
@@ -79,6 +86,8 @@ class _NodeFault(Fault):
     family: ClassVar[str] = "cluster"
     needs: ClassVar[frozenset[str]] = frozenset({"process", "cluster"})
     scope: ClassVar[Scope] = "broker"  # a node of the shared cluster: every run on it
+    default_hold_s: ClassVar[float] = NODE_FAULT_HOLD_S  # long enough to judge a failover (above)
+
     def validate(self) -> None:
         if self.node < 1:
             raise ChaosError(f"fault {self.name!r}: node={self.node} is not a node index",
@@ -162,6 +171,7 @@ class LeaderKill(Fault):
     family: ClassVar[str] = "cluster"
     needs: ClassVar[frozenset[str]] = frozenset({"process", "cluster"})
     scope: ClassVar[Scope] = "broker"
+    default_hold_s: ClassVar[float] = NODE_FAULT_HOLD_S  # long enough to judge a failover (above)
 
     def start(self, ctx: FaultContext) -> None:
         require(self, ctx)
@@ -233,8 +243,8 @@ class NodePartition(_NodeFault):
                                   "cookie mismatch, user space): pause_minority stops it serving and its clients "
                                   "must move to the majority; heal reconnects and it rejoins")
     needs: ClassVar[frozenset[str]] = frozenset({"ctl", "cluster"})
-    #: long enough for pause_minority to pause the node (~2 s) and a client to find the majority
-    default_hold_s: ClassVar[float] = 10.0
+    #: pause_minority pauses the node within ~2 s; then the failover deadline (NODE_FAULT_HOLD_S)
+    default_hold_s: ClassVar[float] = NODE_FAULT_HOLD_S
 
     def peers(self, ctx: FaultContext) -> list[str]:
         name = self.target_node(ctx)
