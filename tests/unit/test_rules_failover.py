@@ -162,6 +162,23 @@ def test_a_short_fault_with_nothing_to_do_is_not_called_unexercised() -> None:
     assert r.verdict == "pass", r.reasons
 
 
+def test_a_client_that_gave_up_is_left_to_gave_up() -> None:
+    """As aio-pika-plain on the real cluster: both roles exit on the first connection error."""
+    h = clean_run(per_publisher=5)
+    for p in CLIENTS:
+        h.emit(p, "conn.open", t=0.2)
+    partition(h, 2.0, 32.0)
+    for p in CLIENTS:
+        h.conn(p, "lost", t=3.1, error="ConnectionClosed: 320 CONNECTION_FORCED")
+        h.at(3.15).exit(p, "error", ok=False, error="ConnectionClosed")
+        h.proc_exit(p, 1, False)
+    for s in range(4, 32, 2):
+        h.at(float(s)).sample(5, consumers=0)
+    r = run(h.at(35).finish(drained=("p0-4",)))
+    assert r.headline == "gave up", r.reasons
+    assert "no_failover" not in rules(r) and "failovers" not in r.metrics
+
+
 def test_two_nodes_away_at_once_judges_nothing() -> None:
     """With two of three nodes away there is no majority to fail over to."""
     h = cluster_run(hold=30.0)

@@ -30,6 +30,8 @@ The node it came back on is the first non-null ``conn.node`` after the loss (sam
   judged: a client may be right to retry its own node for a while (*not exercised* says so when a
   client came back only after such a heal, see :func:`short_windows`).
 * Resumed by the deadline: a failover, ``metrics.failover_s[proc]`` (the largest over windows).
+* A client that gave up (exited on its own) by the deadline is left to *gave up*, which names
+  its error: it did not fail over because it stopped trying.
 * Otherwise, if the client had work at the deadline -- a publisher still running its workload
   (no ``client.exit`` before the deadline); a consumer while messages were ready (a
   ``queue.sample`` with ``messages_ready`` > 0 from the loss to the effect's end), published then
@@ -175,7 +177,7 @@ def _work(ctx: RuleContext, p: Proc, loss: float, deadline: float, end: float) -
     """Why ``p`` had work at its deadline ("" when it had none)."""
     idx = ctx.idx
     if p.role == "publisher":
-        if p.exit_t is None or p.exit_t > deadline:
+        if p.exit_t is None or p.exit_t > deadline or p.exit_ok is False:
             return "it had not finished publishing"
         return ""
     samples = idx.kind("queue.sample")
@@ -221,6 +223,9 @@ def failovers(ctx: RuleContext) -> list[Failover]:
                 continue
             loss, what = hit
             f = Failover(p.name, str(p.role), w, node, loss, what, loss + limit)
+            quit_t = p.gave_up_t
+            if quit_t is not None and quit_t <= f.deadline_t:
+                continue  # it gave up instead of reconnecting anywhere: *gave up* names its error
             f.resumed_t = _resumed(idx, p, loss, what)
             f.judged = end is None or end > f.deadline_t
             if f.judged and (f.resumed_t is None or f.resumed_t > f.deadline_t):
