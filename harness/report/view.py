@@ -141,9 +141,12 @@ def _counts(raw: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return [(k, fmt.text(raw[k]), k in BAD_COUNTS and (fmt.num(raw[k]) or 0) > 0) for k in keys]
 
 
-def _timing(timing: dict[str, Any]) -> list[tuple[str, str]]:
+def _timing(timing: dict[str, Any], metrics: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     rows = [(DETECTION_LABEL, fmt.seconds(timing.get("detection_s"))),
             (RECOVERY_LABEL, _recovery_row(timing))]
+    # on a cluster: each client's failover (its loss -> work on another node), the no failover rule's measure
+    for proc, v in sorted(_dict((metrics or {}).get("failover_s")).items()):
+        rows.append((f"failover, {fmt.text(proc)}", fmt.seconds(v)))
     detail = _dict(timing.get("detail"))
     for label, key in (("detection", "detection_by_role"), ("recovery", "recovery_by_role")):
         for role, v in sorted(_dict(timing.get(key)).items()):
@@ -442,7 +445,7 @@ def build(doc: dict[str, Any], anchor: str) -> RunView:
         counts=_counts(counts), lost=fmt.count(counts.get("lost")), duplicated=fmt.count(counts.get("duplicated")),
         stranded=fmt.count(counts.get("stranded")), detection_s=fmt.num(timing.get("detection_s")),
         recovery_s=recovery, recovery_text=recovery_text, had_fault=had_fault, never_recovered=never,
-        timing_rows=_timing(timing), versions=[(k, fmt.text(versions[k])) for k in vkeys],
+        timing_rows=_timing(timing, metrics), versions=[(k, fmt.text(versions[k])) for k in vkeys],
         seed=fmt.text(doc.get("seed")), command=command, command_caveat=caveat,
         started_at=fmt.text(doc.get("started_at")), fault_description=fmt.text(doc.get("fault_description") or ""),
         client_description=fmt.text(doc.get("client_description") or ""), examples=_examples(doc),
