@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BootlessEnv
 from report_fakes import fake_run
 from rich.console import Console
 from typer.testing import CliRunner
@@ -145,23 +146,6 @@ def test_matrix_refuses_a_bad_shard_before_booting(tmp_path, monkeypatch, bad):
     assert "--shard" in res.output and "K/N" in res.output and not booted
 
 
-class _Broker:
-    boot_s = 0.0
-
-
-class _Env:
-    broker = _Broker()
-
-    def start(self) -> _Env:
-        return self
-
-    def stop(self) -> None:
-        pass
-
-    def versions(self) -> dict[str, str]:
-        return {"broker": "test"}
-
-
 #: what each fake cell decides, a function of the cell alone (so shards and the whole agree)
 def _verdict(client: str, fault: str) -> str:
     if client.endswith("naive") and fault != "none":
@@ -176,7 +160,7 @@ def fake_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
     out of cell order (as parallel cells and shards on several machines start)."""
     for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: _Env())
+    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
     monkeypatch.setattr(cli, "console", Console(width=200, highlight=False, soft_wrap=True, color_system=None))
     clock = itertools.count()
 
@@ -356,7 +340,7 @@ def test_the_parallel_matrix_runs_only_its_shards_cells(tmp_path, monkeypatch):
     monkeypatch.setattr(parallel, "env_allows_concurrency", lambda env: False)
     monkeypatch.setattr(parallel.CellRunner, "__call__", fake_call)
     cfg = _cfg(["pika-best", "pika-naive"], ["none", "connection-cut", "broker-restart"], reports_dir=tmp_path)
-    res = parallel.run_matrix_parallel(_Env(), cfg, None, 2, shard=Shard(2, 2))  # type: ignore[arg-type]
+    res = parallel.run_matrix_parallel(BootlessEnv(), cfg, None, 2, shard=Shard(2, 2))  # type: ignore[arg-type]
     want = planned_cells(cfg, Shard(2, 2))
     assert sorted(ran, key=lambda x: x[2]) == [(c, f, i) for i, c, f, _ in want]
     assert [d["run_id"] for d in res.docs] == [f"r{i}" for i, _, _, _ in want]  # docs in cell order

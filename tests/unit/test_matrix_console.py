@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BootlessEnv
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -109,29 +110,12 @@ def test_the_summary_counts_unknown_apart():
     assert summary_line(res.tally(), 1) == "matrix: 4 cells: 1 pass, 1 fail, 2 unknown, 1 unavailable (exit 1)"
 
 
-class _Broker:
-    boot_s = 0.0
-
-
-class _Env:
-    broker = _Broker()
-
-    def start(self) -> _Env:
-        return self
-
-    def stop(self) -> None:
-        pass
-
-    def versions(self) -> dict[str, str]:
-        return {"broker": "test"}
-
-
 @pytest.mark.parametrize(("verdict", "flags", "code"), [
     ("fail", [], 1), ("fail", ["--no-fail-exit"], 0), ("unknown", [], 3), ("pass", [], 0)])
 def test_matrix_command_exit_code(tmp_path, monkeypatch, verdict, flags, code):
     for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: _Env())
+    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
     monkeypatch.setattr(cli, "console", Console(width=80, highlight=False, soft_wrap=True, color_system=None))
     seen: list[Any] = []
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import BootlessEnv
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -315,25 +316,10 @@ def test_the_table_has_a_row_per_queue_type_within_80_columns(monkeypatch):
     assert " qq" in out and out.count("FAIL") == 2  # each quorum row's queue-delete cell, and only those
 
 
-class _Env:
-    """An environment that boots nothing (the cells are faked)."""
-
-    broker = type("Broker", (), {"boot_s": 0.0})()
-
-    def start(self) -> _Env:
-        return self
-
-    def stop(self) -> None:
-        pass
-
-    def versions(self) -> dict[str, str]:
-        return {"broker": "test"}
-
-
 def test_matrix_command_runs_a_row_per_queue_type(tmp_path, monkeypatch):
     for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: _Env())
+    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
     monkeypatch.setattr(cli, "console", Console(width=80, highlight=False, soft_wrap=True, color_system=None))
     seen: list[Any] = []
 
