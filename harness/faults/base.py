@@ -132,6 +132,11 @@ class Fault:
     #: silent fault (:meth:`silences`) is held longer still, for the targeted client's heartbeat
     #: detection window (harness.run.holds).
     default_hold_s: ClassVar[float] = DEFAULT_HOLD_S
+    #: a silent fault's hold past the targeted clients' detection bound, at least (seconds; the
+    #: margin of harness.run.holds otherwise). 0 for most: detection is the point. A node fault on a
+    #: cluster also wants the client's failover judged after it noticed (``node-pause``: the
+    #: checker's ``max_failover_s`` deadline runs from the client's loss).
+    hold_after_detection_s: ClassVar[float] = 0.0
     #: what it may disturb besides its own run (:data:`Scope`). "broker" by default: a fault that
     #: does not say is assumed to touch the node, so the matrix never runs it beside another run
     #: (a false verdict costs more than a slower matrix); each catalogue fault says which it is.

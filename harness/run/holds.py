@@ -6,7 +6,9 @@
   client) is noticed only by the client's heartbeat, so it is held for the targeted clients'
   predicted detection window (``heartbeat_window_s`` in their ``client.start``, or the window its
   library's model predicts from ``heartbeat_s``: upper bound; a window with no upper bound counts
-  as twice its lower bound) plus a margin of max(5 s, 25 %). A client with no window gets the
+  as twice its lower bound) plus a margin of max(5 s, 25 %) -- or the fault's
+  ``hold_after_detection_s`` when larger (``node-pause``: the client's failover is judged from its
+  loss, for the checker's ``max_failover_s``). A client with no window gets the
   bound the checker uses for "not exercised" (:func:`harness.clients.heartbeat.exercise_bound`:
   two missed heartbeats of an unknown library, ``max_block_s`` with heartbeats off), so a default
   hold is never one the checker then calls too short. With no client.start at all: the default.
@@ -74,7 +76,7 @@ def choose_hold(fault: Fault, user_s: float | None, starts: Mapping[str, Mapping
         return Hold(default.seconds, f"silent fault, but no targeted client wrote client.start: "
                                      f"the fault's default hold, {fault.default_hold_s:g} s")
     proc, upper = max(bounds.items(), key=lambda kv: kv[1])
-    margin = max(MARGIN_MIN_S, MARGIN_FRACTION * upper)
+    margin = max(MARGIN_MIN_S, MARGIN_FRACTION * upper, fault.hold_after_detection_s)
     seconds = round(upper + margin, 1)
     return Hold(seconds, f"silent fault: held for the targeted clients' detection bound ({upper:g} s, "
                          f"{proc}) + margin {margin:g} s = {seconds:g} s")

@@ -207,3 +207,18 @@ def test_max_failover_is_a_deadline_of_the_config_and_the_cli() -> None:
            "metrics": {"failover_s": {"publisher-0": 0.4, "consumer-0": 0.85}}}
     assert " failover=0.85s " in verdict_line(doc)
     assert "failover=" not in verdict_line({**doc, "metrics": {}})
+
+
+def test_node_faults_are_held_long_enough_to_judge_a_failover_by_default() -> None:
+    """A bare node fault outlasts a client's loss + max_failover_s (10 s): 20 s; node-pause, silent,
+    is held for the heartbeat window and then 15 s (the deadline runs from the client's notice)."""
+    from harness.faults.registry import faults, parse
+    from harness.run.holds import choose_hold
+
+    cluster = {n: c.default_hold_s for n, c in faults().items() if c.family == "cluster"}
+    assert cluster == dict.fromkeys(("leader-kill", "node-cut", "node-kill", "node-partition", "node-pause",
+                                     "node-stop"), 20.0)
+    assert min(cluster.values()) > CheckOptions().max_failover_s  # type: ignore[operator]
+    start = {"proc": "consumer-0", "library": "pika", "heartbeat_s": 2, "heartbeat_window_s": [7, 14]}
+    assert choose_hold(parse("node-pause"), None, {"consumer-0": start}, 10.0).seconds == 29.0  # 14 + 15
+    assert choose_hold(parse("partition"), None, {"consumer-0": start}, 10.0).seconds == 19.0  # 14 + 5, as before

@@ -47,6 +47,10 @@ REJOIN_TIMEOUT_S = 90.0
 #: over, and the cell is "not exercised". 20 s covers the node being taken away (pause_minority
 #: pauses a partitioned node within ~2 s), the 10 s deadline and a margin.
 NODE_FAULT_HOLD_S = 20.0
+#: a silent node fault (``node-pause``) is held for the clients' heartbeat window first; a client
+#: loses its node only when its heartbeat tells it, so the failover deadline (``max_failover_s``,
+#: 10 s) runs from then: held this long past the detection bound (the deadline and a margin)
+FAILOVER_AFTER_DETECTION_S = 15.0
 
 
 def pick_node(fault: Fault, ctx: FaultContext, index: int) -> str:
@@ -149,6 +153,8 @@ class NodePause(_NodeFault):
         name = self.target_node(ctx)
         ctx.broker.pause(name)
         ctx.effect("node paused", observed=await_state(ctx, "paused", name), node=name)
+
+    hold_after_detection_s: ClassVar[float] = FAILOVER_AFTER_DETECTION_S  # then the failover deadline
 
     def silences(self) -> bool:
         return True  # held to the clients' heartbeat detection window (harness.run.holds)
