@@ -44,7 +44,8 @@ Off when ``max_failover_s`` is None. Proof: an absence (no resumed work), so eac
 history line weakens it; it compares the nemesis's and the harness's times with the client's
 (``timed``). Cost: O(k log k) over the connection, fault and sample events, plus for each judged
 client a bisected scan of the events from its loss to its first resumed work (a passing client
-resumes within seconds; a failing one is scanned to the window's end: O(events in the window)).
+resumes within seconds; a failing one is scanned until it resumes, at worst to the history's end),
+and for a publisher a scan back to its last ``publish.ok`` before the loss (a few events back).
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def _resumed(idx: Fold, p: Proc, loss: float, loss_what: str) -> float | None:
     evs = idx.events
     down = loss_what in ("conn.lost", "conn.node")
     confirms = False  # does this publisher confirm? (its last ok before the loss says)
-    for k in range(bisect_left(evs, loss, key=get_t) - 1, -1, -1):
+    for k in range(bisect_left(evs, loss, key=get_t) - 1 if p.role == "publisher" else -1, -1, -1):
         ev = evs[k]
         if ev["kind"] == "publish.ok" and ev["proc"] == p.name:
             confirms = bool(ev["confirmed"])
