@@ -26,8 +26,9 @@ def conf_env() -> Iterator[Environment]:
 def env(request: pytest.FixtureRequest) -> Iterator[Environment]:
     """One environment for the module that asks for it, in the module's own ``STATE_DIR`` on its
     own ``BASE_PORT`` (each module names both, with its own env-var overrides), stopped when the
-    module ends."""
-    e = Environment(request.module.STATE_DIR, base_port=request.module.BASE_PORT)
+    module ends. A module that sets ``NODES`` gets a local cluster of that many nodes."""
+    e = Environment(request.module.STATE_DIR, base_port=request.module.BASE_PORT,
+                    nodes=getattr(request.module, "NODES", 1))
     try:
         e.start()
         yield e

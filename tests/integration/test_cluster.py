@@ -27,7 +27,7 @@ from harness.faults.registry import parse
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 BASE_PORT = int(os.environ.get("RC_CLUSTER_BASE_PORT", "25440"))
-STATE_DIR = Path(os.environ.get("RC_CLUSTER_STATE", "/tmp/rc-hD/it"))
+STATE_DIR = Path(os.environ.get("RC_CLUSTER_STATE", "/tmp/rc-cluster-state"))
 NAMES = [node_name(BASE_PORT, i) for i in range(3)]
 
 

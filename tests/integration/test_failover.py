@@ -8,7 +8,6 @@ until the heal and fails "no failover" for both roles. Ports: RC_FAILOVER_BASE_P
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,8 @@ from harness.env.environment import Environment
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 BASE_PORT = int(os.environ.get("RC_FAILOVER_BASE_PORT", "25600"))
-STATE_DIR = Path(os.environ.get("RC_FAILOVER_STATE", "/tmp/rc-hF/it"))
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[Environment]:
-    e = Environment(STATE_DIR / "env", BASE_PORT, nodes=3)
-    try:
-        e.start()
-        yield e
-    finally:
-        e.stop()
+STATE_DIR = Path(os.environ.get("RC_FAILOVER_STATE", "/tmp/rc-failover-state")) / "env"
+NODES = 3  # the conftest's env fixture boots a local cluster
 
 
 def test_a_client_with_every_node_fails_over_and_a_single_host_client_does_not(env: Environment,
