@@ -2,7 +2,7 @@
 2 cores, plus a node kill, a partition and a client run): it forms on loopback only, node-kill and
 node-partition take effect and heal, a client run gets per-node proxies and conn.node events, and
 a SIGKILLed cluster run's nodes are reaped by the next run. Ports: RC_CLUSTER_BASE_PORT (25440)
-.. +312; state: RC_CLUSTER_STATE (/tmp/rc-hD/it)."""
+.. +312; state: RC_CLUSTER_STATE (/tmp/rc-cluster-state)."""
 
 from __future__ import annotations
 

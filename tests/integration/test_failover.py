@@ -3,7 +3,7 @@ plus two node-partition runs of ~30-40 s each at the fault's default 20 s hold):
 client (pika-best, rotating over amqp_urls) leaves the partitioned node for the majority and passes
 with its failover time; a single-host client (pika-recover, node 1 only) stays off the cluster
 until the heal and fails "no failover" for both roles. Ports: RC_FAILOVER_BASE_PORT (25600) ..
-+312; state: RC_FAILOVER_STATE (/tmp/rc-hF/it)."""
++312; state: RC_FAILOVER_STATE (/tmp/rc-failover-state/env)."""
 
 from __future__ import annotations
 
