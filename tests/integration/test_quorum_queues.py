@@ -176,7 +176,9 @@ def test_the_quorum_queue_delete_race_leaves_a_consumer_nobody_serves(env, vhost
     assert classic["cancel_s"] is not None and classic["consumers"] == 0, classic
 
 
-@pytest.mark.parametrize("client", BEST)
+#: CI runs one strategy's whole quorum run (the idle-check race below runs for all five); the other
+#: four are ``slow``: the quorum matrix in docs/recipes.md measures every one under faults
+@pytest.mark.parametrize("client", [BEST[0], *(pytest.param(c, marks=pytest.mark.slow) for c in BEST[1:])])
 def test_each_best_practice_strategy_runs_on_a_quorum_queue(env, tmp_path, client):
     doc = run_cell(env, RunSpec(client=client, queue_type="quorum", **WORKLOAD), tmp_path / "reports")
     assert doc["verdict"] == "pass", (doc["headline"], doc["reasons"])
