@@ -222,3 +222,33 @@ def test_node_faults_are_held_long_enough_to_judge_a_failover_by_default() -> No
     start = {"proc": "consumer-0", "library": "pika", "heartbeat_s": 2, "heartbeat_window_s": [7, 14]}
     assert choose_hold(parse("node-pause"), None, {"consumer-0": start}, 10.0).seconds == 29.0  # 14 + 15
     assert choose_hold(parse("partition"), None, {"consumer-0": start}, 10.0).seconds == 19.0  # 14 + 5, as before
+
+
+def classic(h: HistoryBuilder, **opts: Any) -> CheckResult:
+    return check(h.events(), options=CheckOptions(queue_type="classic", nodes=3, **opts))
+
+
+def test_a_classic_queue_taken_away_with_its_node_is_the_queue_types_wait_not_a_missing_failover() -> None:
+    """leader-kill on a classic queue kills the queue's home node: on every node the queue answers
+    "home node ... is down" until the heal, so nobody can resume work (measured: pika-best, which
+    rotates over every node, came back only after the heal). Not judged; a note says why."""
+    r = classic(cluster_run(hold=30.0, fault="leader-kill"))
+    assert "no_failover" not in rules(r), r.reasons
+    assert r.verdict == "pass", r.reasons
+    assert any("failover not judged for leader-kill" in n and "classic queue lived on" in n
+               and "not the client's" in n for n in r.notes), r.notes
+    assert "failovers" not in r.metrics
+
+
+def test_a_classic_queue_on_another_node_still_needs_the_client_to_fail_over() -> None:
+    """The queue lived on node 2 (queue.sample node): the partitioned node 1 took nothing with it."""
+    h = cluster_run(hold=30.0)
+    h.at(1.0).sample(0, node=N2)
+    r = classic(h)
+    assert r.headline == "no failover" and rules(r) == ["no_failover", "no_failover"], r.reasons
+
+
+def test_a_node_cut_never_takes_a_classic_queue_away() -> None:
+    """node-cut leaves the node and its queues running: clients must reach them through another node."""
+    r = classic(cluster_run(hold=30.0, fault="node-cut"))
+    assert r.headline == "no failover", r.reasons

@@ -13,7 +13,9 @@ and resumes within a second or two.
 Contract. Judged only when the run had two nodes or more (``CheckOptions.nodes``), per node-fault
 window (:data:`harness.checker.cluster.NODE_FAULTS`) that hit one node (its effects' ``node``; a
 window overlapped by a node fault on another node is skipped: with two nodes away a three-node
-cluster has no majority to fail over to). For each client under test (``client.start``, not
+cluster has no majority to fail over to; a window that took a classic queue's own node away is
+skipped with a note: that queue was unavailable on every node, see :func:`queue_went_with`). For
+each client under test (``client.start``, not
 aborted) that *lost its connection* inside the window -- its first ``conn.lost`` /
 ``channel.closed`` / ``consume.cancelled`` from the window's ``fault.start`` to its effect's end,
 or the harness's ``conn.node`` ``null`` for it there, whichever first, before the harness began
@@ -54,7 +56,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from harness.checker.cluster import NODE_FAULTS, UNNAMED
+from harness.checker.cluster import DOWN_FAULTS, NODE_FAULTS, UNNAMED, queue_nodes
 from harness.checker.effects import FaultWindow
 from harness.checker.findings import PROOF_HISTORY, Finding
 from harness.checker.fold import Fold, get_t
@@ -205,14 +207,35 @@ def _came_on(idx: Fold, proc: str, a: float) -> str | None:
     return None
 
 
+def queue_went_with(ctx: RuleContext, w: FaultWindow, node: str) -> bool:
+    """Did window ``w`` take the run's classic queue away with its node? A classic queue lives on
+    one node: while that node is down, paused or partitioned away (pause_minority stops it), no
+    client on any node can publish to it or consume from it ("home node ... is down"), so no
+    failover can resume work and the wait is the queue type's, not the client's. Unknown queue
+    node: any down fault may have been it (the lost rule assumes the same, and says so)."""
+    if ctx.opts.queue_type != "classic" or w.name not in DOWN_FAULTS:
+        return False
+    homes = queue_nodes(ctx.idx)
+    return not homes or node == UNNAMED or node in homes
+
+
 def failovers(ctx: RuleContext) -> list[Failover]:
     """Every client's loss under every single-node fault window, measured (module docstring).
-    Empty unless the run had two nodes or more and ``max_failover_s`` is set."""
+    Empty unless the run had two nodes or more and ``max_failover_s`` is set. A window that took
+    a classic queue's own node away is not judged (:func:`queue_went_with`): a note says so."""
     nodes, limit = ctx.opts.nodes, ctx.opts.max_failover_s
     if nodes is None or nodes < 2 or limit is None:
         return []
     idx, out = ctx.idx, []
     for w, node in single_node_windows(ctx):
+        if queue_went_with(ctx, w, node):
+            where = "its node" if node == UNNAMED else node
+            ctx.notes.append(
+                f"failover not judged for {w.name} at {rel(w.took_effect_t, idx.t0)}: the classic queue lived on "
+                f"{where}, so it was unavailable on every node until the heal (a classic queue is not "
+                "replicated: use a quorum queue for a queue that outlives a node); no client could resume "
+                "work meanwhile, which is the queue type's doing, not the client's")
+            continue
         end = w.effect_end_t
         last = end if end is not None else idx.t_end
         for p in ctx.life.clients():
