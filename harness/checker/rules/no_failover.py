@@ -15,8 +15,8 @@ window (:data:`harness.checker.cluster.NODE_FAULTS`) that hit one node (its effe
 window overlapped by a node fault on another node is skipped: with two nodes away a three-node
 cluster has no majority to fail over to; a window that took a classic queue's own node away is
 skipped with a note: that queue was unavailable on every node, see :func:`queue_went_with`). For
-each client under test (``client.start``, not
-aborted) that *lost its connection* inside the window -- its first ``conn.lost`` /
+each client under test (``client.start``, not aborted) that *lost its connection* inside the
+window -- its first ``conn.lost`` /
 ``channel.closed`` / ``consume.cancelled`` from the window's ``fault.start`` to its effect's end,
 or the harness's ``conn.node`` ``null`` for it there, whichever first, before the harness began
 stopping it -- its *failover* is the time from that loss to its first work on a live connection:
