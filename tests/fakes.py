@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.env.backend import NullBackend
 
 
@@ -22,3 +24,17 @@ class BootlessEnv:
 
     def versions(self) -> dict[str, str]:
         return {"broker": "test"}
+
+
+def bootless_cli(monkeypatch: Any, width: int = 80) -> None:
+    """Make ``harness.cli`` boot nothing and print plain text ``width`` columns wide (the matrix
+    table's 80-column promise is tested at 80): no Toxiproxy from the caller's environment, a
+    :class:`BootlessEnv`, a colourless console."""
+    from rich.console import Console
+
+    from harness import cli
+
+    for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
+    monkeypatch.setattr(cli, "console", Console(width=width, highlight=False, soft_wrap=True, color_system=None))

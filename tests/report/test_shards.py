@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import BootlessEnv
+from fakes import BootlessEnv, bootless_cli
 from report_fakes import fake_run
 from rich.console import Console
 from typer.testing import CliRunner
@@ -158,10 +158,7 @@ def fake_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
     """The matrix command with a fake environment and a fake engine that writes a plausible
     results.json per cell, its run id a function of the cell and its start time deliberately
     out of cell order (as parallel cells and shards on several machines start)."""
-    for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
-    monkeypatch.setattr(cli, "console", Console(width=200, highlight=False, soft_wrap=True, color_system=None))
+    bootless_cli(monkeypatch, width=200)
     clock = itertools.count()
 
     def fake_run_cell(env: Any, spec: Any, out: Path, command: Any = None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import BootlessEnv
+from fakes import bootless_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -113,10 +113,7 @@ def test_the_summary_counts_unknown_apart():
 @pytest.mark.parametrize(("verdict", "flags", "code"), [
     ("fail", [], 1), ("fail", ["--no-fail-exit"], 0), ("unknown", [], 3), ("pass", [], 0)])
 def test_matrix_command_exit_code(tmp_path, monkeypatch, verdict, flags, code):
-    for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
-    monkeypatch.setattr(cli, "console", Console(width=80, highlight=False, soft_wrap=True, color_system=None))
+    bootless_cli(monkeypatch)
     seen: list[Any] = []
 
     def fake_run_cell(env: Any, spec: Any, out: Path, command: Any = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import BootlessEnv
+from fakes import bootless_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -317,10 +317,7 @@ def test_the_table_has_a_row_per_queue_type_within_80_columns(monkeypatch):
 
 
 def test_matrix_command_runs_a_row_per_queue_type(tmp_path, monkeypatch):
-    for var in ("TOXIPROXY_URL", "TOXIPROXY_SERVER"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "_environment", lambda cfg: BootlessEnv())
-    monkeypatch.setattr(cli, "console", Console(width=80, highlight=False, soft_wrap=True, color_system=None))
+    bootless_cli(monkeypatch)
     seen: list[Any] = []
 
     def fake_run_cell(env: Any, spec: Any, out: Path, command: Any = None) -> dict[str, Any]:
