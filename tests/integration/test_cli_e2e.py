@@ -27,6 +27,14 @@ def ours_running(base_port: int, reports: Path) -> list[str]:
     return found
 
 
+def _foreground_sigint() -> None:
+    """The CLI as a user's Ctrl-C reaches it: in the foreground, SIGINT at its default. A test
+    suite started in the background of a non-interactive shell (``cmd &``) inherits SIGINT
+    *ignored*, Python then keeps it ignored, and the SIGINT below would never arrive (seen in a
+    clean-clone CI run launched with ``nohup ... &``: the matrix ran to its end, exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(pred: object, proc: subprocess.Popen[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not pred():  # type: ignore[operator]
@@ -40,7 +48,8 @@ def test_an_interrupted_matrix_keeps_finished_cells_and_says_so(tmp_path: Path, 
     cmd = [*CLI, "matrix", "--clients", "pika-recover", "--faults", "none,connection-cut,none", "--jobs", "1",
            "--count", "400", "--rate", "100", "--warmup", "1", "--fault-for", "2",
            "--reports-dir", str(reports), "--state-dir", str(tmp_path / "state"), "--base-port", str(base)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_foreground_sigint)
     try:
         _wait_for(lambda: list(reports.glob("matrix-*/*/results.json")), proc, 180)
         _wait_for(lambda: len(list(reports.glob("matrix-*/*/history"))) >= 2, proc, 60)  # into the 2nd cell
