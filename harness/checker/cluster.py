@@ -76,7 +76,8 @@ class NodeHit:
         return f"{self.fault} of {self.names()} at {rel(self.start, t0)}–{until}"
 
 
-def _node_names(w: FaultWindow) -> frozenset[str]:
+def node_names(w: FaultWindow) -> frozenset[str]:
+    """The node(s) a fault window names: its effects' ``node``, or its ``params.node``."""
     names = {e["node"] for e in w.effects if isinstance(e.get("node"), str) and e["node"]}
     node = w.params.get("node")
     if isinstance(node, str) and node:
@@ -86,7 +87,7 @@ def _node_names(w: FaultWindow) -> frozenset[str]:
 
 def node_hits(faults: Iterable[FaultWindow]) -> list[NodeHit]:
     """Every node fault's window, in start order. O(k)."""
-    return [NodeHit(w.name, _node_names(w), w.took_effect_t, w.effect_end_t, w.name in DOWN_FAULTS)
+    return [NodeHit(w.name, node_names(w), w.took_effect_t, w.effect_end_t, w.name in DOWN_FAULTS)
             for w in faults if w.name in NODE_FAULTS]
 
 

@@ -56,7 +56,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from harness.checker.cluster import DOWN_FAULTS, NODE_FAULTS, UNNAMED, queue_nodes
+from harness.checker.cluster import DOWN_FAULTS, NODE_FAULTS, UNNAMED, node_names, queue_nodes
 from harness.checker.effects import FaultWindow
 from harness.checker.findings import PROOF_HISTORY, Finding
 from harness.checker.fold import Fold, get_t
@@ -105,18 +105,10 @@ class Failover:
         return self.judged and bool(self.work) and (self.resumed_t is None or self.resumed_t > self.deadline_t)
 
 
-def _node_of(w: FaultWindow) -> set[str]:
-    names = {e["node"] for e in w.effects if isinstance(e.get("node"), str) and e["node"]}
-    node = w.params.get("node")
-    if isinstance(node, str) and node:
-        names.add(node)
-    return names
-
-
 def single_node_windows(ctx: RuleContext) -> list[tuple[FaultWindow, str]]:
     """(window, its node) for each node-fault window that hit one node while no node fault on
     another node overlapped it. O(w^2) for w node-fault windows (a timeline has a handful)."""
-    wins = [(w, _node_of(w)) for w in ctx.faults if w.name in NODE_FAULTS]
+    wins = [(w, node_names(w)) for w in ctx.faults if w.name in NODE_FAULTS]
     out: list[tuple[FaultWindow, str]] = []
     for w, nodes in wins:
         if len(nodes) > 1:
@@ -281,7 +273,7 @@ def _served(ctx: RuleContext, node: str) -> str:
             if isinstance(ev.get(key), str) and ev[key]:
                 names.add(ev[key])
     for w in ctx.faults:
-        names |= _node_of(w)
+        names |= node_names(w)
         for e in w.effects:
             names |= {str(x) for x in e.get("peers") or [] if isinstance(x, str)}
     others = sorted(names - {node})
